@@ -1,0 +1,140 @@
+"""The composition root: builds every service once, wires them together, starts and stops them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot import db
+from bot.answers import ConversationMemory
+from bot.commands import CommandRouter
+from bot.config import Config
+from bot.dispatcher import Dispatcher
+from bot.events import Actor, Place, Platform
+from bot.gate import Gate
+from bot.gate.lexical import LexicalGate
+from bot.knowledge import KnowledgeIndex
+from bot.llm.client import ModelWorker, WorkerSettings
+from bot.llm.engine import ModelLoadError, resolve_model_file
+from bot.pipeline import Pipeline
+from bot.scopes import ScopeRegistry
+from moderation.rights import is_moderator
+
+log = logging.getLogger(__name__)
+
+NO_MODEL_HELP = (
+    "No model is configured, so the bot answers from its knowledge files only. To use LLaMA-2, download a "
+    "GGUF build (e.g. llama-2-7b-chat.Q4_K_M.gguf) and set `path` under [model] in {config}, or pass --model FILE."
+)
+#: Seconds in-flight answers get to finish at shutdown before they are cancelled.
+DRAIN_SECONDS = 10.0
+
+
+@dataclass
+class App:
+    """Every long-lived service of one bot process."""
+
+    config: Config
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    scopes: ScopeRegistry
+    knowledge: dict[str, KnowledgeIndex]
+    gate: Gate
+    pipeline: Pipeline
+    commands: CommandRouter
+    dispatcher: Dispatcher
+    platforms: list[Platform] = field(default_factory=list)
+    model: ModelWorker | None = None
+    model_problem: str = ""
+    _started: list[Platform] = field(default_factory=list)
+
+    async def is_moderator(self, platform: Platform, actor: Actor, place: Place) -> bool:
+        """Rights check shared by commands and card actions."""
+        return await is_moderator(self.config.moderation.moderators, platform, actor, place)
+
+    async def start_model(self) -> None:
+        """Load the model in its worker; on failure, keep running on knowledge passages and say why once."""
+        m = self.config.model
+        if not m.configured:
+            self.model_problem = NO_MODEL_HELP.format(config=self.config.source)
+            log.warning("%s", self.model_problem)
+            return
+        try:
+            path = await asyncio.to_thread(resolve_model_file, path=m.path, repo=m.repo, model_file=m.model_file)
+            worker = ModelWorker(
+                WorkerSettings(
+                    model_path=path,
+                    context_length=m.context_length,
+                    threads=m.threads,
+                    batch_size=m.batch_size,
+                    max_new_tokens=m.max_new_tokens,
+                    lib=m.lib,
+                    timeout_seconds=m.timeout_seconds,
+                    queue_size=m.queue_size,
+                )
+            )
+            await worker.start()
+        except ModelLoadError as e:
+            self.model_problem = f"The model could not be loaded: {e}. Answering from the knowledge files only."
+            log.error("%s", self.model_problem)
+            return
+        self.model = worker
+        self.pipeline.model = worker
+
+    async def start(self) -> None:
+        """Migrate the database, load the model, connect the platforms."""
+        await db.upgrade(self.engine)
+        await self.start_model()
+        for platform in self.platforms:
+            await platform.start(self.dispatcher.sink_for(platform))
+            self._started.append(platform)
+            log.info("%s connected", platform.name)
+
+    async def stop(self) -> None:
+        """Stop taking events, let in-flight answers finish (or cancel them), close everything."""
+        for platform in reversed(self._started):
+            try:
+                await platform.stop()
+            except Exception:
+                log.exception("error while stopping %s", platform.name)
+        self._started.clear()
+        await self.dispatcher.drain(DRAIN_SECONDS)
+        if self.model is not None:
+            await self.model.stop()
+        await self.engine.dispose()
+
+
+def build_app(config: Config, *, platforms: list[Platform] | None = None) -> App:
+    """Build every service for `config`; nothing connects until `App.start()`."""
+    engine = db.create_engine(config.database.url)
+    sessions = db.sessionmaker(engine)
+    scopes = ScopeRegistry(config)
+    root = config.source.parent
+    knowledge = {s.name: KnowledgeIndex(s.knowledge, root=root) for s in config.scopes}
+    gate = LexicalGate(global_blocked=config.bot.blocked_words, knowledge=knowledge)
+    pipeline = Pipeline(
+        config=config, gate=gate, knowledge=knowledge, sessions=sessions, model=None, memory=ConversationMemory()
+    )
+    moderators = config.moderation.moderators
+
+    async def rights(platform: Platform, actor: Actor, place: Place) -> bool:
+        return await is_moderator(moderators, platform, actor, place)
+
+    commands = CommandRouter(is_moderator=rights)
+    dispatcher = Dispatcher(config=config, scopes=scopes, pipeline=pipeline, commands=commands, moderation=None)
+    app = App(
+        config=config,
+        engine=engine,
+        sessions=sessions,
+        scopes=scopes,
+        knowledge=knowledge,
+        gate=gate,
+        pipeline=pipeline,
+        commands=commands,
+        dispatcher=dispatcher,
+        platforms=list(platforms or []),
+    )
+    return app

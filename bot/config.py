@@ -1,0 +1,325 @@
+"""The operator's configuration file (`scopebot.toml`), validated with pydantic.
+
+Secrets never live here: tokens come from environment variables. A bad file raises `ConfigError`
+whose message names the file, the line, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///scopebot.db"
+DATABASE_URL_ENV = "SCOPEBOT_DATABASE_URL"
+
+#: Files the knowledge loader reads from a knowledge folder.
+KNOWLEDGE_SUFFIXES = (".md", ".txt", ".markdown", ".rst")
+
+
+class ConfigError(Exception):
+    """The configuration file is unusable; the message is meant for the operator, as is."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Strict):
+    """`[model]`: which GGUF LLaMA-2 to run and how."""
+
+    path: Path | None = None
+    repo: str | None = None
+    model_file: str | None = None
+    engine: Literal["ctransformers"] = "ctransformers"
+    context_length: Annotated[int, Field(ge=128, le=32768)] = 4096
+    threads: Annotated[int, Field(ge=1, le=256)] = 2
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 8
+    max_new_tokens: Annotated[int, Field(ge=1, le=8192)] = 256
+    temperature: Annotated[float, Field(ge=0.0, le=5.0)] = 0.7
+    top_k: Annotated[int, Field(ge=1)] = 40
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 0.95
+    repetition_penalty: Annotated[float, Field(ge=1.0, le=3.0)] = 1.1
+    seed: int = -1
+    #: ctransformers' native library: `avx2`, `avx`, `basic` or a path; empty means detect once.
+    lib: str = ""
+    #: Seconds one answer may take before it is cancelled.
+    timeout_seconds: Annotated[float, Field(gt=0)] = 180.0
+    #: Questions that may wait for the model; more are told the bot is busy.
+    queue_size: Annotated[int, Field(ge=1, le=10000)] = 32
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelConfig:
+        if self.path is not None and self.repo is not None:
+            raise ValueError("give either `path` or `repo` (with `model_file`), not both")
+        if self.repo is not None and not self.model_file:
+            raise ValueError("`repo` needs `model_file`, the .gguf file to take from that repository")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        """Whether any model source is set."""
+        return self.path is not None or self.repo is not None
+
+    @property
+    def label(self) -> str:
+        """The model's name for provenance records."""
+        if self.path is not None:
+            return self.path.name
+        if self.repo is not None:
+            return f"{self.repo}/{self.model_file}"
+        return "none"
+
+
+class DatabaseConfig(_Strict):
+    """`[database]`: SQLite by default, PostgreSQL when several processes share the work."""
+
+    url: str = DEFAULT_DATABASE_URL
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, v: str) -> str:
+        if not v.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use an async driver: sqlite+aiosqlite:///FILE or postgresql+asyncpg://HOST/DB")
+        return v
+
+
+class ModeratorsConfig(_Strict):
+    """Who may act on review cards, per platform."""
+
+    slack_users: list[str] = []
+    slack_usergroups: list[str] = []
+    discord_roles: list[str] = []
+    discord_users: list[str] = []
+    console: list[str] = ["mod"]
+
+
+class ModerationConfig(_Strict):
+    """`[moderation]`: flags, the review queue and its thresholds."""
+
+    #: Canonical emoji names that file a report (`flag` is 🚩 on every platform).
+    flag_emojis: list[str] = ["flag"]
+    #: Reviewer channel per platform, e.g. `{ slack = "C0123", discord = "1122334455" }`.
+    reviewer_channels: dict[str, str] = {"console": "reviewers"}
+    router_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    moderators: ModeratorsConfig = ModeratorsConfig()
+    #: Distinct reporters after which a bot answer is hidden at once.
+    hide_threshold: Annotated[int, Field(ge=1)] = 2
+    #: Distinct reporters after which a case escalates.
+    escalate_reporters: Annotated[int, Field(ge=1)] = 5
+    #: Minutes a routed case may wait before it escalates.
+    escalate_after_minutes: Annotated[float, Field(gt=0)] = 60.0
+    retention_days: Annotated[int, Field(ge=1)] = 90
+    acknowledge_reporter: bool = True
+    acknowledgement: str = "Thanks, your report was sent to the moderators. Only they can see it was you."
+    #: Reports one person may file per hour.
+    reports_per_hour: Annotated[int, Field(ge=1)] = 20
+
+
+class ScopeConfig(_Strict):
+    """One `[[scopes]]` entry: a use case the bot answers, and the line it refuses everything else with."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+    description: Annotated[str, Field(min_length=10)]
+    refusal: Annotated[str, Field(min_length=1)]
+    examples: list[str] = []
+    knowledge: list[Path] = []
+    blocked_words: list[str] = []
+    #: Channels bound to this scope: `platform:channel` or a bare channel id.
+    channels: list[str] = []
+    #: Extra instructions for the model, after the built-in scope rules.
+    instructions: str = ""
+    #: 0 (lenient) to 1 (strict); moves the topic classifier's threshold.
+    strictness: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    #: Reviewer channel per platform for this scope's cases, overriding `[moderation]`.
+    reviewer_channels: dict[str, str] = {}
+
+
+class BotConfig(_Strict):
+    """`[bot]`: behaviour shared by every scope."""
+
+    name: str = "scopebot"
+    #: Words and phrases blocked in every scope, on prompts and answers.
+    blocked_words: list[str] = []
+    apology: str = "Sorry, something went wrong on my side. Please try again in a moment."
+    blocked_reply: str = "I can't help with that."
+    #: Scope for mentions and direct messages outside any bound channel; default: the first scope.
+    default_scope: str | None = None
+
+
+class Config(_Strict):
+    """The whole operator file."""
+
+    bot: BotConfig = BotConfig()
+    model: ModelConfig = ModelConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    moderation: ModerationConfig = ModerationConfig()
+    scopes: Annotated[list[ScopeConfig], Field(min_length=1)]
+    #: Where the file was read from; relative paths inside it are relative to its folder.
+    source: Path = Path("scopebot.toml")
+    #: Short hash of the file's bytes, recorded with every answer.
+    version: str = ""
+
+    @model_validator(mode="after")
+    def _unique_scopes(self) -> Config:
+        names = [s.name for s in self.scopes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"scope names must be unique; repeated: {', '.join(dupes)}")
+        if self.bot.default_scope is not None and self.bot.default_scope not in names:
+            raise ValueError(
+                f"bot.default_scope {self.bot.default_scope!r} is not one of the scopes: {', '.join(names)}"
+            )
+        return self
+
+    def scope(self, name: str) -> ScopeConfig:
+        """The scope called `name`; KeyError when there is none."""
+        for s in self.scopes:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    @property
+    def default_scope(self) -> ScopeConfig:
+        """The scope for mentions and direct messages outside bound channels."""
+        return self.scope(self.bot.default_scope) if self.bot.default_scope else self.scopes[0]
+
+
+def load_config(path: Path | str, *, model_path: Path | None = None) -> Config:
+    """Read, validate and resolve `path`; raise `ConfigError` naming file, line and key on any problem."""
+    path = Path(path)
+    try:
+        raw_bytes = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; copy scopebot.example.toml to start one") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        text = raw_bytes.decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    data.pop("source", None)
+    data.pop("version", None)
+    data["source"] = path
+    data["version"] = hashlib.sha256(raw_bytes).hexdigest()[:12]
+    if model_path is not None:
+        model = dict(data.get("model", {}))
+        model.pop("repo", None)
+        model.pop("model_file", None)
+        model["path"] = str(model_path)
+        data["model"] = model
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise ConfigError(_describe(path, text, err)) from None
+    return _resolve_paths(cfg, text, cli_model=model_path)
+
+
+def _resolve_paths(cfg: Config, text: str, *, cli_model: Path | None) -> Config:
+    base = cfg.source.parent
+    scopes = []
+    for i, scope in enumerate(cfg.scopes):
+        resolved = []
+        for j, k in enumerate(scope.knowledge):
+            p = k if k.is_absolute() else base / k
+            if not p.exists():
+                line = _line_of(text, ("scopes", i, "knowledge"))
+                raise ConfigError(
+                    f"{cfg.source}{line}: scopes[{i}].knowledge[{j}]: {k} does not exist (looked in {p.resolve()})"
+                )
+            resolved.append(p)
+        scopes.append(scope.model_copy(update={"knowledge": resolved}))
+    model = cfg.model
+    if model.path is not None:
+        p = model.path if model.path.is_absolute() or cli_model is not None else base / model.path
+        if not p.is_file():
+            where = (
+                "--model" if cli_model is not None else f"{cfg.source}{_line_of(text, ('model', 'path'))}: model.path"
+            )
+            raise ConfigError(f"{where}: {model.path} is not a file (looked in {p.resolve()})")
+        model = model.model_copy(update={"path": p})
+    database = cfg.database
+    env_url = os.environ.get(DATABASE_URL_ENV)
+    if env_url:
+        try:
+            database = DatabaseConfig(url=env_url)
+        except ValidationError as e:
+            raise ConfigError(f"{DATABASE_URL_ENV}: {e.errors()[0]['msg']}") from None
+    return cfg.model_copy(update={"scopes": scopes, "model": model, "database": database})
+
+
+def _describe(path: Path, text: str, err: Any) -> str:
+    loc = tuple(err.get("loc", ()))
+    key = _dotted(loc)
+    msg = str(err.get("msg", "invalid"))
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown key (check the spelling; see scopebot.example.toml)"
+    elif err.get("type") == "missing":
+        msg = "required key is missing"
+    else:
+        msg = msg.removeprefix("Value error, ")
+    line = _line_of(text, loc)
+    return f"{path}{line}: {key or '(top level)'}: {msg}"
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+_HEADER = re.compile(r"^\s*\[(\[)?\s*([A-Za-z0-9_.-]+)\s*\]?\]\s*(#.*)?$")
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> str:
+    """Best-effort `:LINE` for a validation location, found by scanning table headers and keys."""
+    lines = text.splitlines()
+    table: list[str] = []
+    counts: dict[str, int] = {}
+    want_table: list[str] = []
+    want_index: int | None = None
+    key: str | None = None
+    parts = [p for p in loc]
+    # Split the location into the table it lives in and the key inside it.
+    if parts and parts[0] == "scopes" and len(parts) >= 2 and isinstance(parts[1], int):
+        want_table, want_index = ["scopes"], parts[1]
+        key = str(parts[2]) if len(parts) > 2 else None
+    elif len(parts) >= 2 and parts[0] in ("bot", "model", "database", "moderation"):
+        want_table, key = [str(parts[0])], str(parts[1])
+        if len(parts) >= 3 and parts[1] == "moderators":
+            want_table, key = ["moderation", "moderators"], str(parts[2])
+    elif parts:
+        key = str(parts[0])
+    header_line: int | None = None
+    for n, line in enumerate(lines, start=1):
+        m = _HEADER.match(line)
+        if m:
+            table = m.group(2).split(".")
+            name = ".".join(table)
+            if m.group(1):
+                counts[name] = counts.get(name, -1) + 1
+            if table == want_table and (want_index is None or counts.get(name) == want_index):
+                header_line = n
+            continue
+        in_table = table == want_table and (want_index is None or counts.get(".".join(table)) == want_index)
+        if key and in_table and re.match(rf"^\s*{re.escape(key)}\s*=", line):
+            return f":{n}"
+    return f":{header_line}" if header_line else ""
+
+
+def example_config_path() -> Path:
+    """The example configuration shipped at the top of the repository."""
+    return Path(__file__).resolve().parent.parent / "scopebot.example.toml"

@@ -1,0 +1,35 @@
+"""The scope gate: decides whether a question is answered, refused with the scope's line, or blocked."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from bot.config import ScopeConfig
+
+Verdict = Literal["answer", "refuse", "block"]
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    """The gate's decision on one text, with a reason an operator can read."""
+
+    verdict: Verdict
+    scope: str
+    reason: str
+    score: float = 0.0
+    #: What fired, for the audit trail: `wordlist:<list>:<entry>`, `harm:<category>`, `topic`, ….
+    rule: str = ""
+    #: The closest in-scope example and its similarity, shown when a question is refused.
+    nearest: str = ""
+
+
+class Gate(Protocol):
+    """Screens prompts (before the model) and answers (before they are sent)."""
+
+    async def screen_prompt(self, scope: ScopeConfig, text: str, *, history: Sequence[str] = ()) -> GateResult:
+        """Decide on a question; `history` holds the same person's recent turns in the thread, oldest first."""
+
+    async def screen_answer(self, scope: ScopeConfig, text: str) -> GateResult:
+        """Decide whether the model's answer may be sent (`answer`) or must be withheld (`block`)."""

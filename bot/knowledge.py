@@ -1,0 +1,253 @@
+"""A scope's knowledge files: loaded, chunked into passages, indexed once, re-indexed when files change."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.config import KNOWLEDGE_SUFFIXES
+from bot.llm.prompt import Passage
+
+log = logging.getLogger(__name__)
+
+#: Target passage size in characters; bullets and paragraphs are packed up to it, never split mid-line.
+CHUNK_CHARS = 600
+
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "please",
+        "so",
+        "tell",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "us",
+        "was",
+        "we",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "about",
+        "any",
+        "some",
+        "just",
+        "get",
+        "got",
+        "much",
+        "many",
+    ]
+)
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def terms(text: str) -> list[str]:
+    """Lower-cased content words with a light plural fold, for lexical matching."""
+    out = []
+    for word in _WORD.findall(text.lower()):
+        w = word.replace("'", "")
+        if w in STOPWORDS or len(w) < 2:
+            continue
+        if len(w) > 4 and w.endswith("ies"):
+            out.append(w[:-3] + "y")
+        elif len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
+            out.append(w[:-1])
+        else:
+            out.append(w)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One passage of a knowledge file."""
+
+    source: str
+    text: str
+
+
+def iter_files(paths: Iterable[Path]) -> list[Path]:
+    """Every knowledge file under `paths` (files as given, folders searched for text files), sorted."""
+    found: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found.extend(f for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in KNOWLEDGE_SUFFIXES)
+        elif p.is_file():
+            found.append(p)
+    return found
+
+
+def chunk_text(text: str, *, source: str, size: int = CHUNK_CHARS) -> list[Chunk]:
+    """Split a document into passages of about `size` characters along line and paragraph breaks.
+
+    Each passage starts with the nearest heading above it, so a passage read alone keeps its topic.
+    """
+    chunks: list[Chunk] = []
+    heading = ""
+    buf: list[str] = []
+
+    def flush() -> None:
+        body = "\n".join(buf).strip()
+        if body:
+            chunks.append(
+                Chunk(source, f"{heading}\n{body}".strip() if heading and not body.startswith(heading) else body)
+            )
+        buf.clear()
+
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if line.lstrip().startswith("#"):
+            flush()
+            heading = line.lstrip("# ").strip()
+            continue
+        if not line.strip():
+            if sum(len(b) for b in buf) >= size // 2:
+                flush()
+            continue
+        while len(line) > size:
+            cut = line.rfind(" ", 0, size)
+            cut = cut if cut > size // 2 else size
+            buf.append(line[:cut])
+            flush()
+            line = line[cut:].lstrip()
+        if sum(len(b) + 1 for b in buf) + len(line) > size:
+            flush()
+        buf.append(line)
+    flush()
+    return chunks
+
+
+class KnowledgeIndex:
+    """BM25 over one scope's passages; rebuilt when any file's size or mtime changes."""
+
+    def __init__(self, paths: Sequence[Path], *, root: Path | None = None) -> None:
+        self._paths = list(paths)
+        self._root = root
+        self._stamp: tuple[tuple[str, int, int], ...] = ()
+        self.chunks: list[Chunk] = []
+        self._tf: list[Counter[str]] = []
+        self._df: Counter[str] = Counter()
+        self._lengths: list[int] = []
+        self.refresh()
+
+    def _current_stamp(self) -> tuple[tuple[str, int, int], ...]:
+        out = []
+        for f in iter_files(self._paths):
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            out.append((str(f), st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+    def refresh(self) -> bool:
+        """Re-read the files if they changed since the last index; True when it re-indexed."""
+        stamp = self._current_stamp()
+        if stamp == self._stamp:
+            return False
+        chunks: list[Chunk] = []
+        for name, _, _ in stamp:
+            f = Path(name)
+            try:
+                text = f.read_text(encoding="utf-8", errors="replace")
+            except OSError as e:
+                log.warning("cannot read knowledge file %s: %s", f, e)
+                continue
+            chunks.extend(chunk_text(text, source=self._source_name(f)))
+        self.chunks = chunks
+        self._tf = [Counter(terms(c.text)) for c in chunks]
+        self._lengths = [sum(tf.values()) for tf in self._tf]
+        self._df = Counter(t for tf in self._tf for t in tf)
+        self._stamp = stamp
+        log.info("indexed %d passages from %d knowledge files", len(chunks), len(stamp))
+        return True
+
+    def _source_name(self, f: Path) -> str:
+        root = self._root
+        if root is not None:
+            try:
+                return str(f.resolve().relative_to(root.resolve()))
+            except ValueError:
+                pass
+        return f.name
+
+    def search(self, query: str, *, k: int = 3, min_score: float = 0.0) -> list[Passage]:
+        """The `k` best passages for `query`, best first (BM25)."""
+        q = set(terms(query))
+        if not q or not self.chunks:
+            return []
+        n = len(self.chunks)
+        avg = sum(self._lengths) / n or 1.0
+        scored = []
+        for i, tf in enumerate(self._tf):
+            s = 0.0
+            for t in q:
+                f = tf.get(t, 0)
+                if not f:
+                    continue
+                idf = math.log(1 + (n - self._df[t] + 0.5) / (self._df[t] + 0.5))
+                s += idf * f * 2.2 / (f + 1.2 * (0.25 + 0.75 * self._lengths[i] / avg))
+            if s > min_score:
+                scored.append((s, i))
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        return [Passage(self.chunks[i].source, self.chunks[i].text, s) for s, i in scored[:k]]
+
+    def vocabulary(self) -> set[str]:
+        """Every term in the indexed passages."""
+        return set(self._df)

@@ -1,0 +1,254 @@
+"""One question, start to finish: gate, knowledge, model, output screen, reply, provenance record."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.answers import ConversationMemory, record_answer
+from bot.config import Config, ScopeConfig
+from bot.events import InboundMessage, OutboundMessage, Platform
+from bot.gate import Gate, GateResult
+from bot.knowledge import KnowledgeIndex, terms
+from bot.llm.client import Generation, ModelBusy, ModelFailed, ModelUnavailable, ModelWorker
+from bot.llm.engine import SamplingParams
+from bot.llm.prompt import Passage, PromptParts, system_prompt
+from bot.models import BotAnswer
+from bot.replier import StreamingReply
+
+log = logging.getLogger(__name__)
+
+#: Passages retrieved per question.
+TOP_PASSAGES = 3
+BUSY_TEXT = "I'm answering other questions right now ({waiting} waiting). Please ask again in a minute."
+QUEUED_TEXT = "You're number {n} in line; I'll answer here shortly."
+RETRY_TEXT = "Sorry, I couldn't finish that answer. Please try again."
+NO_PASSAGES_TEXT = "I don't have anything on that in my sources."
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one question (returned for tests and metrics)."""
+
+    verdict: str
+    text: str
+    answer_id: int | None
+
+
+class Pipeline:
+    """Runs the flow of one question for any platform."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        gate: Gate,
+        knowledge: Mapping[str, KnowledgeIndex],
+        sessions: async_sessionmaker[AsyncSession],
+        model: ModelWorker | None,
+        memory: ConversationMemory | None = None,
+    ) -> None:
+        self._config = config
+        self._gate = gate
+        self._knowledge = knowledge
+        self._sessions = sessions
+        self.model = model
+        self._memory = memory or ConversationMemory()
+
+    def _params(self) -> SamplingParams:
+        m = self._config.model
+        return SamplingParams(
+            max_new_tokens=m.max_new_tokens,
+            temperature=m.temperature,
+            top_k=m.top_k,
+            top_p=m.top_p,
+            repetition_penalty=m.repetition_penalty,
+            seed=m.seed,
+        )
+
+    async def answer(self, msg: InboundMessage, scope: ScopeConfig, platform: Platform, *, request_id: str) -> Outcome:
+        """Screen, answer and record one question addressed to the bot."""
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        history = self._memory.recent(msg.ref, msg.author.user_id)
+        self._memory.remember(msg.ref, msg.author.user_id, msg.text)
+        verdict = await self._gate.screen_prompt(scope, msg.text, history=history)
+        timings["gate"] = _ms(started)
+        record = BotAnswer(
+            request_id=request_id,
+            platform=msg.ref.place.platform,
+            workspace=msg.ref.place.workspace,
+            channel=msg.ref.place.channel,
+            thread=msg.ref.place.thread,
+            question_message_id=msg.ref.message_id,
+            author_id=msg.author.user_id,
+            question=msg.text,
+            scope=scope.name,
+            verdict=verdict.verdict,
+            reason=verdict.reason,
+            gate_score=verdict.score,
+            config_version=self._config.version,
+            model=self._config.model.label if self.model is not None else "none",
+        )
+        # A slash command has no message to thread under: answer in the channel, quoting the question.
+        target = OutboundMessage(msg.ref.place, "", reply_to=None if msg.via_command else msg.ref)
+        header = f"> {msg.text[:300]}\n(asked by {msg.author.label})\n" if msg.via_command else ""
+        reply = StreamingReply(platform, target, header=header)
+        if verdict.verdict != "answer":
+            text = scope.refusal if verdict.verdict == "refuse" else self._config.bot.blocked_reply
+            return await self._finish(reply, record, text, timings, started)
+
+        t = time.perf_counter()
+        index = self._knowledge.get(scope.name)
+        passages = await asyncio.to_thread(index.search, msg.text, k=TOP_PASSAGES) if index is not None else []
+        timings["retrieval"] = _ms(t)
+        record.passages = [p.as_dict() for p in passages]
+        if self.model is None:
+            return await self._finish(reply, record, quote_passages(passages, msg.text), timings, started)
+        return await self._generate(
+            msg=msg, scope=scope, reply=reply, record=record, passages=passages, timings=timings, started=started
+        )
+
+    async def _generate(
+        self,
+        *,
+        msg: InboundMessage,
+        scope: ScopeConfig,
+        reply: StreamingReply,
+        record: BotAnswer,
+        passages: list[Passage],
+        timings: dict[str, float],
+        started: float,
+    ) -> Outcome:
+        assert self.model is not None
+        parts = PromptParts(
+            system=system_prompt(
+                bot_name=self._config.bot.name,
+                scope_name=scope.name,
+                description=scope.description,
+                refusal=scope.refusal,
+                instructions=scope.instructions,
+            ),
+            question=msg.text,
+            passages=tuple(passages),
+        )
+        params = self._params()
+        record.model_params = asdict(params) | {
+            "context_length": self._config.model.context_length,
+            "threads": self._config.model.threads,
+            "batch_size": self._config.model.batch_size,
+            "engine": self._config.model.engine,
+        }
+        try:
+            gen = self.model.submit(parts, params)
+        except ModelBusy as e:
+            record.verdict = "busy"
+            return await self._finish(reply, record, BUSY_TEXT.format(waiting=e.waiting), timings, started)
+        except ModelUnavailable:
+            return await self._finish(reply, record, quote_passages(passages, msg.text), timings, started)
+        try:
+            if gen.ahead > 0:
+                await reply.show_placeholder(QUEUED_TEXT.format(n=gen.ahead))
+            text, blocked = await self._stream(gen, scope, reply)
+        except ModelFailed as e:
+            log.warning("question %s: generation failed: %s", record.request_id, e)
+            record.verdict = "error"
+            record.reason = f"generation failed: {e}"
+            return await self._finish(reply, record, RETRY_TEXT, timings, started)
+        except BaseException:
+            self.model.cancel(gen)
+            raise
+        _fill_generation(record, gen, timings)
+        record.passages = [record.passages[i] for i in gen.passages_used if i < len(record.passages)]
+        if blocked is not None:
+            record.verdict = "block"
+            record.reason = blocked.reason
+            record.answer = text
+            return await self._finish(reply, record, self._config.bot.blocked_reply, timings, started, keep_answer=True)
+        text = text.strip() or NO_PASSAGES_TEXT
+        sources = sorted({str(p["source"]) for p in record.passages})
+        shown = f"{text}\n\nSources: {', '.join(sources)}" if sources else text
+        return await self._finish(reply, record, shown, timings, started)
+
+    async def _stream(
+        self, gen: Generation, scope: ScopeConfig, reply: StreamingReply
+    ) -> tuple[str, GateResult | None]:
+        """Collect the answer, showing it as it grows, and screening it before each showing."""
+        assert self.model is not None
+        text = ""
+        async for piece in gen.stream():
+            text += piece
+            if reply.streaming and reply.due():
+                check = await self._gate.screen_answer(scope, text)
+                if check.verdict != "answer":
+                    self.model.cancel(gen)
+                    return text, check
+                await reply.update(text)
+        check = await self._gate.screen_answer(scope, text)
+        return text, (check if check.verdict != "answer" else None)
+
+    async def _finish(
+        self,
+        reply: StreamingReply,
+        record: BotAnswer,
+        text: str,
+        timings: dict[str, float],
+        started: float,
+        *,
+        keep_answer: bool = False,
+    ) -> Outcome:
+        refs = await reply.finish(text)
+        if not keep_answer:
+            record.answer = text
+        timings["total"] = _ms(started)
+        record.timings = timings
+        saved = await record_answer(self._sessions, answer=record, parts=refs)
+        log.info(
+            "question %s: verdict=%s scope=%s reason=%s total=%.0f ms",
+            record.request_id,
+            record.verdict,
+            record.scope,
+            record.reason,
+            timings["total"],
+        )
+        return Outcome(record.verdict, text, saved.id)
+
+
+def quote_passages(passages: list[Passage], question: str) -> str:
+    """An answer made of the lines of the best passages that match the question, quoted with their sources."""
+    if not passages:
+        return NO_PASSAGES_TEXT
+    wanted = set(terms(question))
+    quoted = []
+    for p in passages[:2]:
+        lines = [line.strip() for line in p.text.strip().splitlines() if line.strip()]
+        ranked = sorted(range(len(lines)), key=lambda i: -len(wanted & set(terms(lines[i]))))
+        best = sorted(i for i in ranked[:2] if wanted & set(terms(lines[i]))) or list(range(min(2, len(lines))))
+        body = "\n".join(f"> {lines[i]}" for i in best)
+        quoted.append(f"{body}\n— {p.source}")
+    return "From my sources:\n" + "\n\n".join(quoted)
+
+
+def _fill_generation(record: BotAnswer, gen: Generation, timings: dict[str, float]) -> None:
+    stats = gen.stats
+    record.prompt_tokens = gen.prompt_tokens
+    record.completion_tokens = int(stats.get("completion_tokens", 0))
+    record.truncated = gen.question_truncated
+    timings["queue"] = round(gen.queue_ms, 1)
+    for key in ("prompt_ms", "first_token_ms", "total_ms"):
+        if key in stats:
+            timings["model_" + key.removesuffix("_ms")] = round(float(stats[key]), 1)
+    record.model_params = {
+        **record.model_params,
+        "stop_reason": stats.get("stop_reason", ""),
+        "reused_tokens": stats.get("reused_tokens", 0),
+    }
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 2)

@@ -1,0 +1,7 @@
+"""Imports every table module, so `SQLModel.metadata` describes the whole schema (for Alembic)."""
+
+from sqlmodel import SQLModel
+
+import bot.models  # noqa: F401
+
+metadata = SQLModel.metadata
