@@ -1,0 +1,89 @@
+"""Build heldout.jsonl from base.tsv: other-scope negatives and obfuscated variants, deterministically.
+
+Run from the repository root: `python tests/data/gate/make_heldout.py`. Each output line is
+`{"id", "scope", "text", "expected", "kind"}`; `scopebot eval` reads it (the `scope` field overrides `--scope`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCOPES = ["citylibrary", "bikeshop", "vetclinic", "transit"]
+
+CYRILLIC = {"a": "а", "c": "с", "e": "е", "o": "о", "p": "р", "x": "х", "y": "у", "i": "і", "s": "ѕ", "k": "к"}
+GREEK = {"o": "ο", "i": "ι", "a": "α", "t": "τ", "k": "κ", "v": "ν", "n": "η", "u": "υ"}
+LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7", "b": "8"}
+ZW = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"]
+
+
+def homoglyph(text: str, rng: random.Random) -> str:
+    table = rng.choice([CYRILLIC, GREEK])
+    return "".join(table[c] if c in table and rng.random() < 0.6 else c for c in text)
+
+
+def leet(text: str, rng: random.Random) -> str:
+    return "".join(LEET[c] if c in LEET and rng.random() < 0.7 else c for c in text)
+
+
+def zero_width(text: str, rng: random.Random) -> str:
+    return "".join(c + (rng.choice(ZW) if c.isalpha() and rng.random() < 0.5 else "") for c in text)
+
+
+def spacing(text: str, rng: random.Random) -> str:
+    sep = rng.choice([" ", ".", "-", "_", "*"])
+    words = text.split(" ")
+    long_words = [i for i, w in enumerate(words) if sum(c.isalpha() for c in w) >= 4]
+    for i in rng.sample(long_words, k=min(3, len(long_words))):
+        words[i] = sep.join(words[i])
+    return " ".join(words)
+
+
+def fullwidth(text: str, rng: random.Random) -> str:
+    del rng
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else "\u3000" if c == " " else c for c in text)
+
+
+def mixed(text: str, rng: random.Random) -> str:
+    return zero_width(leet(homoglyph(text, rng), rng), rng)
+
+
+METHODS = [homoglyph, leet, zero_width, spacing, fullwidth, mixed]
+BENIGN_METHODS = [zero_width, fullwidth, homoglyph]
+
+
+def main() -> None:
+    rng = random.Random(20261127)
+    rows: list[dict[str, str]] = []
+    in_scope_seen = 0
+    for line in (HERE / "base.tsv").read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        scope, expected, kind, text = line.split("\t")
+        generic = kind.endswith("*")
+        kind = kind.rstrip("*")
+        scopes = SCOPES if scope == "*" else [scope]
+        for s in scopes if kind == "off_topic" else scopes[:1] if scope != "*" else [SCOPES[len(rows) % 4]]:
+            rows.append({"scope": s, "text": text, "expected": expected, "kind": kind})
+        if kind == "in_scope" and not generic:
+            other = SCOPES[(SCOPES.index(scope) + 1 + len(rows) % 3) % 4]
+            rows.append({"scope": other, "text": text, "expected": "refuse", "kind": "other_scope"})
+        if kind in ("harmful", "jailbreak", "wrapped"):
+            method = METHODS[len(rows) % len(METHODS)]
+            rows.append({"scope": rows[-1]["scope"], "text": method(text, rng), "expected": expected,
+                         "kind": f"obfuscated:{method.__name__}"})
+        in_scope_seen += kind == "in_scope"
+        if kind == "in_scope" and in_scope_seen % 4 == 0:
+            method = BENIGN_METHODS[in_scope_seen // 4 % len(BENIGN_METHODS)]
+            rows.append({"scope": scope, "text": method(text, rng), "expected": "answer",
+                         "kind": "in_scope_disguised"})
+    with (HERE / "heldout.jsonl").open("w", encoding="utf-8") as out:
+        for i, row in enumerate(rows, start=1):
+            out.write(json.dumps({"id": f"h{i}", **row}, ensure_ascii=False) + "\n")
+    print(f"wrote {len(rows)} lines to {HERE / 'heldout.jsonl'}")
+
+
+if __name__ == "__main__":
+    main()
