@@ -16,13 +16,18 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 from aiohttp import web
+
+from adapters.slack import SlackAdapter
+from adapters.slack_settings import SlackSettings
+from bot.events import Event
 
 TEAM = "T0TEAM"
 BOT_USER = "UBOT"
@@ -300,7 +305,9 @@ class FakeSlack:
         return self._window(str(args.get("channel")), args, lambda m: m.get("thread_ts", m["ts"]) == m["ts"])
 
     def _m_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
-        thread = str(args.get("ts"))
+        # Like Slack, `ts` may name the thread's parent or any reply in it.
+        named = self.message(str(args.get("channel")), str(args.get("ts")))
+        thread = str(named.get("thread_ts", named["ts"])) if named else str(args.get("ts"))
         return self._window(str(args.get("channel")), args, lambda m: m.get("thread_ts", m["ts"]) == thread)
 
     def _m_usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -460,3 +467,61 @@ def command_form(
         "response_url": response_url,
         "trigger_id": "1.2.3",
     }
+
+
+# A started adapter ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    """A started HTTP-mode adapter, its fake Slack, a client session, and the events that reached the core."""
+
+    adapter: SlackAdapter
+    slack: FakeSlack
+    http: aiohttp.ClientSession
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """The adapter's events endpoint."""
+        return f"http://127.0.0.1:{self.adapter.port}/slack/events"
+
+    async def post_event(self, event: dict[str, Any], **kw: Any) -> aiohttp.ClientResponse:
+        """POST a signed `event_callback` wrapping `event`."""
+        return await signed_post(self.http, self.url, json.dumps(event_body(event, **kw)))
+
+    async def post_form(self, body: str) -> aiohttp.ClientResponse:
+        """POST a signed form body (interactivity, slash commands)."""
+        return await signed_post(self.http, self.url, body, form=True)
+
+    async def wait_events(self, n: int) -> list[Event]:
+        """Wait until `n` events reached the sink."""
+        await self.slack.wait_for(lambda: len(self.events) >= n, within=10, what=f"{n} events")
+        return self.events
+
+
+def http_settings(slack: FakeSlack, **overrides: Any) -> SlackSettings:
+    """HTTP-mode settings pointing at the fake, on a free port."""
+    base = SlackSettings(
+        bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=slack.api_url, host="127.0.0.1", port=0
+    )
+    return replace(base, **overrides)
+
+
+@asynccontextmanager
+async def serve_http(
+    slack: FakeSlack, *, adapter: SlackAdapter | None = None, **overrides: Any
+) -> AsyncIterator[Served]:
+    """Start an HTTP-mode adapter whose sink records events; stop it afterwards."""
+    async with aiohttp.ClientSession() as http:
+        adapter = adapter or SlackAdapter(http_settings(slack, **overrides))
+        served = Served(adapter, slack, http)
+
+        async def sink(event: Event) -> None:
+            served.events.append(event)
+
+        await adapter.start(sink)
+        try:
+            yield served
+        finally:
+            await adapter.stop()

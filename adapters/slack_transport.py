@@ -1,0 +1,139 @@
+"""How Slack's events reach the bolt app: a Socket Mode connection, or an HTTP server for the Events API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack_edge import AUTH
+from adapters.slack_settings import EVENTS_PATH, HEALTH_PATH
+from bot.cli import CredentialsError
+from bot.events import PlatformError
+
+log = logging.getLogger(__name__)
+
+#: Seconds to wait for the first Socket Mode connection before giving up on starting.
+CONNECT_TIMEOUT = 30.0
+
+
+class Transport(Protocol):
+    """Delivers Slack's requests to the bolt app until stopped."""
+
+    async def start(self) -> None:
+        """Begin receiving; returns once connected or listening."""
+
+    async def stop(self) -> None:
+        """Stop receiving and release every socket and task."""
+
+
+class HttpTransport:
+    """The HTTP Events API: POST /slack/events (events and interactivity), GET /healthz."""
+
+    def __init__(self, bolt: AsyncApp, *, host: str, port: int, signing_secret: str) -> None:
+        self._bolt = bolt
+        self._host = host
+        self._requested_port = port
+        self._verifier = SignatureVerifier(signing_secret)
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        """Listen on host:port (port 0 picks a free one, see `.port`)."""
+        app = web.Application()
+        app.router.add_post(EVENTS_PATH, self._events)
+        app.router.add_get(HEALTH_PATH, self._health)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._requested_port)
+        try:
+            await site.start()
+        except OSError as e:
+            await runner.cleanup()
+            raise PlatformError(
+                f"cannot listen for Slack events on {self._host}:{self._requested_port}: {e.strerror} "
+                "(set SCOPEBOT_PORT to a free port)",
+                retryable=False,
+            ) from None
+        self._runner = runner
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = int(sockets[0].getsockname()[1]) if sockets else self._requested_port
+        log.info("slack: listening for events on http://%s:%s%s", self._host, self.port, EVENTS_PATH)
+
+    async def stop(self) -> None:
+        """Close the listening socket and finish open requests."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "platform": "slack", "mode": "http"})
+
+    async def _events(self, request: web.Request) -> web.Response:
+        try:
+            bolt_request = await to_bolt_request(request)
+        except ValueError:
+            # The body is not the JSON or form it claims to be; say so only to a correctly signed sender.
+            body = await request.text()
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            if not self._verifier.is_valid_request(body, headers):
+                return web.Response(status=401, text="invalid signature")
+            log.warning("slack: rejected a signed request whose body is not valid JSON or form data")
+            return web.Response(status=400, text="malformed body")
+        response = await self._bolt.async_dispatch(bolt_request)
+        return await to_aiohttp_response(response)
+
+
+class SocketTransport:
+    """Socket Mode: a WebSocket that Slack opens for us with `apps.connections.open`."""
+
+    def __init__(self, bolt: AsyncApp, *, app_token: str, client: AsyncWebClient) -> None:
+        self._bolt = bolt
+        self._app_token = app_token
+        self._client = client
+        self._handler: AsyncSocketModeHandler | None = None
+
+    async def start(self) -> None:
+        """Check the app-level token, then connect; returns once the WebSocket is open."""
+        handler = AsyncSocketModeHandler(self._bolt, app_token=self._app_token, web_client=self._client)
+        self._handler = handler
+        try:
+            # Asking for the URL ourselves surfaces a bad token at once (the client would retry forever).
+            handler.client.wss_uri = await handler.client.issue_new_wss_url()
+            await asyncio.wait_for(handler.connect_async(), timeout=CONNECT_TIMEOUT)  # type: ignore[no-untyped-call]
+        except SlackApiError as e:
+            await self.stop()
+            data = e.response.data if isinstance(e.response.data, dict) else {}
+            error = str(data.get("error", "")) or f"HTTP {e.response.status_code}"
+            if error in AUTH:
+                raise CredentialsError(
+                    f"SLACK_APP_TOKEN was rejected by Slack ({error}); create an app-level token with the "
+                    "connections:write scope"
+                ) from None
+            raise PlatformError(f"Slack apps.connections.open failed: {error}") from None
+        except TimeoutError:
+            await self.stop()
+            raise PlatformError(f"could not open a Socket Mode connection within {CONNECT_TIMEOUT:.0f} s") from None
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Close the WebSocket and the client's session, and wait for its tasks to end."""
+        handler, self._handler = self._handler, None
+        if handler is None:
+            return
+        client = handler.client
+        await handler.close_async()  # type: ignore[no-untyped-call]
+        tasks = [t for t in (client.message_processor, client.current_session_monitor, client.message_receiver) if t]
+        # close() cancels these without waiting; wait, so no task outlives the adapter.
+        await asyncio.gather(*tasks, return_exceptions=True)
