@@ -22,6 +22,7 @@ from bot.llm.engine import ModelLoadError, resolve_model_file
 from bot.pipeline import Pipeline
 from bot.scopes import ScopeRegistry
 from moderation.rights import is_moderator
+from moderation.wiring import ModerationRuntime, build_moderation
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class App:
     platforms: list[Platform] = field(default_factory=list)
     model: ModelWorker | None = None
     model_problem: str = ""
+    moderation: ModerationRuntime | None = None
     _started: list[Platform] = field(default_factory=list)
 
     async def is_moderator(self, platform: Platform, actor: Actor, place: Place) -> bool:
@@ -92,9 +94,14 @@ class App:
             await platform.start(self.dispatcher.sink_for(platform))
             self._started.append(platform)
             log.info("%s connected", platform.name)
+        if self.moderation is not None:
+            await self.moderation.start()
 
     async def stop(self) -> None:
         """Stop taking events, let in-flight answers finish (or cancel them), close everything."""
+        if self.moderation is not None:
+            # First, so no router pass starts posting cards to a platform that is going away.
+            await self.moderation.stop()
         for platform in reversed(self._started):
             try:
                 await platform.stop()
@@ -124,7 +131,11 @@ def build_app(config: Config, *, platforms: list[Platform] | None = None) -> App
         return await is_moderator(moderators, platform, actor, place)
 
     commands = CommandRouter(is_moderator=rights)
-    dispatcher = Dispatcher(config=config, scopes=scopes, pipeline=pipeline, commands=commands, moderation=None)
+    moderation = build_moderation(config=config, sessions=sessions, scopes=scopes, platforms=list(platforms or []))
+    moderation.service.register_commands(commands)
+    dispatcher = Dispatcher(
+        config=config, scopes=scopes, pipeline=pipeline, commands=commands, moderation=moderation.service
+    )
     app = App(
         config=config,
         engine=engine,
@@ -136,5 +147,6 @@ def build_app(config: Config, *, platforms: list[Platform] | None = None) -> App
         commands=commands,
         dispatcher=dispatcher,
         platforms=list(platforms or []),
+        moderation=moderation,
     )
     return app

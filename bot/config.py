@@ -104,7 +104,8 @@ class ModerationConfig(_Strict):
 
     #: Canonical emoji names that file a report (`flag` is 🚩 on every platform).
     flag_emojis: list[str] = ["flag"]
-    #: Reviewer channel per platform, e.g. `{ slack = "C0123", discord = "1122334455" }`.
+    #: Reviewer channel per platform, e.g. `{ slack = "C0123", discord = "1122334455" }`; a
+    #: `"platform:workspace"` key (`"slack:T0123"`) overrides the platform's channel for one workspace.
     reviewer_channels: dict[str, str] = {"console": "reviewers"}
     router_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     moderators: ModeratorsConfig = ModeratorsConfig()
@@ -119,6 +120,18 @@ class ModerationConfig(_Strict):
     acknowledgement: str = "Thanks, your report was sent to the moderators. Only they can see it was you."
     #: Reports one person may file per hour.
     reports_per_hour: Annotated[int, Field(ge=1)] = 20
+    #: Text that pings the moderators on escalation, per platform (e.g. `{ discord = "<@&1234>" }`).
+    escalation_mentions: dict[str, str] = {"console": "@moderators"}
+    #: What a bot answer is edited to when the hide threshold is reached.
+    hidden_note: str = "This answer is hidden while moderators review it."
+    #: What a retracted bot answer is edited to.
+    retracted_note: str = "A moderator retracted this answer."
+    #: Posted in the thread after a retraction when the moderator gives no correction.
+    correction: str = "A moderator retracted the answer above; please don't rely on it."
+    #: Private message to an author a moderator warns (the moderator's own words are appended).
+    warning: str = "A moderator reviewed one of your messages and asks you to follow this community's rules."
+    #: Length of a time-out when the moderator gives none (`/press N timeout 2h` gives one).
+    timeout_minutes: Annotated[float, Field(gt=0, le=40320)] = 60.0
 
 
 class ScopeConfig(_Strict):

@@ -4,5 +4,6 @@ from sqlmodel import SQLModel
 
 import bot.models  # noqa: F401
 import moderation.audit  # noqa: F401
+import moderation.models  # noqa: F401
 
 metadata = SQLModel.metadata

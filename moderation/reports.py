@@ -1,0 +1,311 @@
+"""Filing reports: a flag becomes a `Report` and opens or updates the message's one `Case`, in one transaction."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col, select
+
+from bot.answers import answer_for_message
+from bot.config import Config
+from bot.db import utcnow
+from bot.events import Actor, FetchedMessage, Platform, PlatformError, ReactionAdded, Reply
+from bot.models import BotAnswer
+from bot.scopes import ScopeRegistry
+from moderation.answer_refs import answer_refs, edit_all
+from moderation.audit import SYSTEM, audit
+from moderation.models import Case, CaseEvidence, CaseState, Report
+from moderation.store import is_reviewer_channel, rowcount
+
+log = logging.getLogger(__name__)
+
+RATE_LIMITED_TEXT = "You have filed many reports in the last hour; please wait a while before flagging more."
+#: Attempts at the filing transaction when another process opens the same case at the same moment.
+FILING_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class FilingResult:
+    """What one flag did."""
+
+    outcome: Literal["filed", "duplicate", "rate_limited", "ignored"]
+    case_id: int | None = None
+    reporters: int = 0
+    #: Whether this flag took a bot answer over the hide threshold.
+    hid_answer: bool = False
+
+
+class _Duplicate(Exception):
+    """This person already reported this message."""
+
+
+def provenance(answer: BotAnswer) -> dict[str, Any]:
+    """Everything needed to understand where a bot answer came from."""
+    return {
+        "answer_id": answer.id,
+        "request_id": answer.request_id,
+        "created_at": answer.created_at.isoformat(),
+        "question": answer.question,
+        "answer": answer.answer,
+        "scope": answer.scope,
+        "verdict": answer.verdict,
+        "reason": answer.reason,
+        "gate_score": answer.gate_score,
+        "passages": answer.passages,
+        "model": answer.model,
+        "model_params": answer.model_params,
+        "config_version": answer.config_version,
+        "timings": answer.timings,
+        "truncated": answer.truncated,
+    }
+
+
+async def reporter_weight(session: AsyncSession, reporter: Actor) -> float:
+    """How much a reporter's flag counts: 1.0 for a newcomer, up to 2.0 for one whose reports are upheld."""
+    q = (
+        select(Case.resolution)
+        .join(Report, col(Report.case_id) == col(Case.id))
+        .where(
+            Report.reporter_platform == reporter.platform,
+            Report.reporter_id == reporter.user_id,
+            Case.state == CaseState.RESOLVED,
+        )
+    )
+    resolutions = list((await session.execute(q)).scalars())
+    upheld = sum(1 for r in resolutions if r != "dismiss")
+    return round(2.0 * (upheld + 1) / (len(resolutions) + 2), 3)
+
+
+class ReportService:
+    """Turns flags into reports and cases, hides answers past the threshold, acknowledges the reporter."""
+
+    def __init__(self, *, config: Config, sessions: async_sessionmaker[AsyncSession], scopes: ScopeRegistry) -> None:
+        self._config = config
+        self._sessions = sessions
+        self._scopes = scopes
+
+    async def file(self, *, platform: Platform, event: ReactionAdded) -> FilingResult:
+        """File `event` as a report; a repeat by the same person, or a flood, files nothing."""
+        reporter = event.reactor
+        target = event.target
+        if reporter.is_bot or is_reviewer_channel(self._config, target.place):
+            return FilingResult("ignored")
+        async with self._sessions() as session:
+            if await self._already_reported(session, event):
+                return FilingResult("duplicate")
+            since = utcnow() - timedelta(hours=1)
+            recent = await session.scalar(
+                select(func.count())
+                .select_from(Report)
+                .where(
+                    Report.reporter_platform == reporter.platform,
+                    Report.reporter_id == reporter.user_id,
+                    col(Report.created_at) >= since,
+                )
+            )
+        if (recent or 0) >= self._config.moderation.reports_per_hour:
+            log.info(
+                "report by %s not filed: over %d per hour", reporter.user_id, self._config.moderation.reports_per_hour
+            )
+            await self._tell(platform, event, RATE_LIMITED_TEXT)
+            return FilingResult("rate_limited")
+        fetched = await self._fetch(platform, event)
+        result = FilingResult("duplicate")
+        for attempt in range(FILING_ATTEMPTS):
+            try:
+                result = await self._file_once(event, fetched)
+                break
+            except _Duplicate:
+                return FilingResult("duplicate")
+            except IntegrityError:
+                # Another handler or process opened this message's case between our read and insert.
+                if attempt == FILING_ATTEMPTS - 1:
+                    raise
+        if result.hid_answer and result.case_id is not None:
+            await self.hide_answer(platform, case_id=result.case_id)
+        if self._config.moderation.acknowledge_reporter:
+            await self._tell(platform, event, self._config.moderation.acknowledgement)
+        return result
+
+    async def _already_reported(self, session: AsyncSession, event: ReactionAdded) -> bool:
+        found = await session.scalar(
+            select(Report.id).where(
+                Report.message_key == event.target.key,
+                Report.reporter_platform == event.reactor.platform,
+                Report.reporter_id == event.reactor.user_id,
+            )
+        )
+        return found is not None
+
+    async def _fetch(self, platform: Platform, event: ReactionAdded) -> FetchedMessage | None:
+        try:
+            return await platform.fetch_message(event.target)
+        except (PlatformError, OSError) as e:
+            # The report still counts: the evidence then comes from what the bot itself knows.
+            log.warning("could not read flagged message %s: %s", event.target.key, e)
+            return None
+
+    async def _file_once(self, event: ReactionAdded, fetched: FetchedMessage | None) -> FilingResult:
+        reporter = event.reactor
+        target = event.target
+        async with self._sessions() as session, session.begin():
+            answer = await answer_for_message(session, target)
+            case = await session.scalar(select(Case).where(Case.message_key == target.key))
+            if case is None:
+                case = self._new_case(event, fetched, answer)
+                session.add(case)
+                await session.flush()
+                assert case.id is not None
+                session.add(self._evidence(case.id, fetched, answer))
+            case_id = case.id
+            assert case_id is not None
+            weight = await reporter_weight(session, reporter)
+            report = Report(
+                case_id=case_id,
+                message_key=target.key,
+                reporter_platform=reporter.platform,
+                reporter_id=reporter.user_id,
+                reporter_name=reporter.display_name,
+                weight=weight,
+                snapshot=fetched.text if fetched is not None else None,
+            )
+            session.add(report)
+            try:
+                await session.flush()
+            except IntegrityError:
+                raise _Duplicate from None
+            await session.execute(
+                update(Case)
+                .where(col(Case.id) == case_id)
+                .values(
+                    reporters=Case.reporters + 1,
+                    score=Case.score + weight,
+                    revision=Case.revision + 1,
+                    dirty=True,
+                )
+            )
+            await session.refresh(case)
+            hid = await self._thresholds(session, case, answer)
+            audit(
+                session,
+                actor=reporter,
+                action="report.filed",
+                case_id=case_id,
+                scope=case.scope,
+                note=f"report #{report.id}; {case.reporters} reporter(s)",
+                detail={"report_id": report.id, "message_key": target.key, "reporters": case.reporters},
+            )
+            return FilingResult("filed", case_id, case.reporters, hid)
+
+    def _new_case(self, event: ReactionAdded, fetched: FetchedMessage | None, answer: BotAnswer | None) -> Case:
+        place = event.target.place
+        scope: str | None = answer.scope if answer is not None else None
+        if scope is None:
+            bound = self._scopes.bound_to(place)
+            scope = bound.name if bound is not None else None
+        author_id = fetched.author.user_id if fetched is not None else (event.target_author_id or "")
+        return Case(
+            message_key=event.target.key,
+            platform=place.platform,
+            workspace=place.workspace,
+            channel=place.channel,
+            thread=place.thread,
+            message_id=event.target.message_id,
+            is_direct=place.is_direct,
+            author_id=author_id,
+            author_is_bot=answer is not None or (fetched is not None and fetched.author.is_bot),
+            scope=scope,
+            answer_id=answer.id if answer is not None else None,
+            revision=0,
+        )
+
+    @staticmethod
+    def _evidence(case_id: int, fetched: FetchedMessage | None, answer: BotAnswer | None) -> CaseEvidence:
+        text = fetched.text if fetched is not None else (answer.answer if answer is not None else "")
+        return CaseEvidence(
+            case_id=case_id,
+            fetched=fetched is not None,
+            text=text,
+            author_name=fetched.author.label if fetched is not None else "",
+            sent_at=fetched.sent_at if fetched is not None else (answer.created_at if answer is not None else None),
+            permalink=(fetched.permalink or "") if fetched is not None else "",
+            provenance=provenance(answer) if answer is not None else None,
+        )
+
+    async def _thresholds(self, session: AsyncSession, case: Case, answer: BotAnswer | None) -> bool:
+        """Hide a bot answer at the hide threshold and escalate at the reporter threshold; True if hidden now."""
+        cfg = self._config.moderation
+        hid = False
+        if answer is not None and case.reporters >= cfg.hide_threshold:
+            flipped = await session.execute(
+                update(BotAnswer)
+                .where(col(BotAnswer.id) == answer.id, col(BotAnswer.hidden).is_(False))
+                .values(hidden=True)
+            )
+            if rowcount(flipped):
+                hid = True
+                await session.execute(
+                    update(Case).where(col(Case.id) == case.id).values(urgent=True, hide_pending=True, dirty=True)
+                )
+                audit(
+                    session,
+                    actor=SYSTEM,
+                    action="answer.hidden",
+                    case_id=case.id,
+                    scope=case.scope,
+                    note=f"{case.reporters} reporters reached the hide threshold ({cfg.hide_threshold})",
+                    detail={"answer_id": answer.id},
+                )
+        if case.reporters >= cfg.escalate_reporters and case.state != CaseState.RESOLVED:
+            escalated = await session.execute(
+                update(Case)
+                .where(col(Case.id) == case.id, col(Case.escalated).is_(False))
+                .values(
+                    escalated=True,
+                    urgent=True,
+                    ping_pending=True,
+                    escalation_reason=f"{case.reporters} reporters",
+                    dirty=True,
+                )
+            )
+            if rowcount(escalated):
+                audit(
+                    session,
+                    actor=SYSTEM,
+                    action="case.escalated",
+                    case_id=case.id,
+                    scope=case.scope,
+                    note=f"{case.reporters} reporters reached the escalation threshold ({cfg.escalate_reporters})",
+                )
+        return hid
+
+    async def hide_answer(self, platform: Platform, *, case_id: int) -> bool:
+        """Edit every part of a hidden answer to the hidden note; True when done (else the router retries)."""
+        async with self._sessions() as session:
+            case = await session.get(Case, case_id)
+            if case is None or case.answer_id is None or not case.hide_pending:
+                return True
+            answer = await session.get(BotAnswer, case.answer_id)
+            if answer is None:
+                return True
+            refs = await answer_refs(session, answer)
+        try:
+            await edit_all(platform, refs, self._config.moderation.hidden_note)
+        except (PlatformError, OSError) as e:
+            log.warning("could not hide answer %s of case %s yet: %s", case.answer_id, case_id, e)
+            return False
+        async with self._sessions() as session, session.begin():
+            await session.execute(update(Case).where(col(Case.id) == case_id).values(hide_pending=False))
+        return True
+
+    async def _tell(self, platform: Platform, event: ReactionAdded, text: str) -> None:
+        try:
+            await platform.reply_privately(Reply(event.target.place, event.reactor.user_id, text))
+        except (PlatformError, OSError) as e:
+            log.warning("could not tell %s about their report: %s", event.reactor.user_id, e)

@@ -1,0 +1,182 @@
+"""APScheduler 3 for the router and retention jobs, with the job state in the bot's own database.
+
+APScheduler 3's `SQLAlchemyJobStore` is synchronous, so the scheduler runs on its own thread
+(`BackgroundScheduler`) and its database calls never block the event loop; `LoopExecutor` hands each
+due job to the loop as a coroutine. Stored jobs name a placeholder function (`scheduled_job`) and the
+executor runs the live service registered under the job's id, so no service object is pickled into the
+database and nothing is looked up through module globals. Several processes may share the job table:
+APScheduler 3 may then start a run in more than one of them, which is harmless because the router claims
+work with leases and row locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
+from apscheduler.executors.base import BaseExecutor
+from apscheduler.jobstores.base import BaseJobStore
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.pool import NullPool
+
+log = logging.getLogger(__name__)
+
+ROUTER_JOB = "moderation-router"
+RETENTION_JOB = "moderation-retention"
+#: Seconds a running job gets to finish at shutdown before it is cancelled.
+STOP_GRACE = 10.0
+
+Handler = Callable[[], Awaitable[object]]
+
+
+def scheduled_job() -> None:
+    """Placeholder the job table refers to; `LoopExecutor` runs the live handler for the job's id instead."""
+    raise RuntimeError("moderation jobs run through LoopExecutor, not directly")
+
+
+def sync_url(url: str) -> str:
+    """The synchronous driver URL APScheduler's job store needs, for the bot's async URL."""
+    if url.startswith("sqlite+aiosqlite:"):
+        return "sqlite:" + url.removeprefix("sqlite+aiosqlite:")
+    if url.startswith("postgresql+asyncpg:"):
+        return "postgresql+psycopg:" + url.removeprefix("postgresql+asyncpg:")
+    raise ValueError(f"no synchronous driver known for {url.split(':', 1)[0]}")
+
+
+def job_store(url: str) -> BaseJobStore:
+    """A job store in the bot's database (memory only for an in-memory SQLite database)."""
+    if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
+        return MemoryJobStore()
+    target = sync_url(url)
+    if target.startswith("sqlite"):
+        engine = sqlalchemy.create_engine(target, connect_args={"timeout": 30}, poolclass=NullPool)
+    else:
+        engine = sqlalchemy.create_engine(target, pool_pre_ping=True, pool_size=1, max_overflow=1)
+    return SQLAlchemyJobStore(engine=engine)
+
+
+class LoopExecutor(BaseExecutor):  # type: ignore[misc]
+    """Runs each due job's registered coroutine on the bot's event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, handlers: Mapping[str, Handler]) -> None:
+        super().__init__()
+        self._loop = loop
+        self._handlers = dict(handlers)
+        self._futures: set[concurrent.futures.Future[list[JobExecutionEvent]]] = set()
+
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        handler = self._handlers.get(job.id)
+        if handler is None:
+            raise LookupError(f"no handler for scheduled job {job.id!r}")
+        fut = asyncio.run_coroutine_threadsafe(self._run(job.id, job._jobstore_alias, run_times, handler), self._loop)
+        self._futures.add(fut)
+
+        def finished(f: concurrent.futures.Future[list[JobExecutionEvent]]) -> None:
+            self._futures.discard(f)
+            if f.cancelled():
+                self._run_job_error(job.id, asyncio.CancelledError(), None)
+                return
+            self._run_job_success(job.id, f.result())
+
+        fut.add_done_callback(finished)
+
+    async def _run(
+        self, job_id: str, alias: str, run_times: list[datetime], handler: Handler
+    ) -> list[JobExecutionEvent]:
+        # Coalesced: one run stands for every missed one.
+        run_time = run_times[-1]
+        try:
+            await handler()
+        except Exception as e:
+            # The job boundary: log once with the traceback; the next run tries again.
+            log.exception("scheduled job %s failed", job_id)
+            return [JobExecutionEvent(EVENT_JOB_ERROR, job_id, alias, run_time, exception=e)]
+        return [JobExecutionEvent(EVENT_JOB_EXECUTED, job_id, alias, run_time)]
+
+    def pending(self) -> list[concurrent.futures.Future[list[JobExecutionEvent]]]:
+        """Runs still in flight."""
+        return list(self._futures)
+
+
+class ModerationScheduler:
+    """Schedules the router every `router_interval_seconds` and retention every few hours."""
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        router: Handler,
+        retention: Handler,
+        router_interval: float,
+        retention_interval: float = 6 * 3600.0,
+    ) -> None:
+        self._url = database_url
+        self._handlers = {ROUTER_JOB: router, RETENTION_JOB: retention}
+        self._router_interval = router_interval
+        self._retention_interval = retention_interval
+        self._scheduler: BackgroundScheduler | None = None
+        self._executor: LoopExecutor | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the scheduler thread is running."""
+        return self._scheduler is not None
+
+    async def start(self) -> None:
+        """Store (or refresh) the jobs in the database and start the scheduler thread."""
+        if self._scheduler is not None:
+            return
+        self._executor = LoopExecutor(asyncio.get_running_loop(), self._handlers)
+        scheduler = BackgroundScheduler(
+            jobstores={"default": job_store(self._url)},
+            executors={"default": self._executor},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        now = datetime.now(UTC)
+        # replace_existing: a changed interval in the config takes effect; the first router run is now,
+        # so work left by a crashed process is picked up at once.
+        scheduler.add_job(
+            scheduled_job,
+            "interval",
+            seconds=self._router_interval,
+            id=ROUTER_JOB,
+            name="moderation router",
+            replace_existing=True,
+            next_run_time=now,
+        )
+        scheduler.add_job(
+            scheduled_job,
+            "interval",
+            seconds=self._retention_interval,
+            id=RETENTION_JOB,
+            name="moderation retention",
+            replace_existing=True,
+            next_run_time=now,
+        )
+        await asyncio.to_thread(scheduler.start)
+        self._scheduler = scheduler
+        log.info("moderation router scheduled every %.1f s", self._router_interval)
+
+    async def stop(self) -> None:
+        """Stop scheduling, let a running job finish briefly, then cancel it."""
+        scheduler, executor = self._scheduler, self._executor
+        self._scheduler = None
+        if scheduler is None or executor is None:
+            return
+        await asyncio.to_thread(scheduler.shutdown, False)
+        waiting = [asyncio.wrap_future(f) for f in executor.pending()]
+        if waiting:
+            _done, late = await asyncio.wait(waiting, timeout=STOP_GRACE)
+            for f in late:
+                f.cancel()
+            if late:
+                await asyncio.wait(late, timeout=5)
