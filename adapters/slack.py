@@ -343,6 +343,24 @@ class SlackAdapter:
         self._unpostable.discard(channel)
         return edge.sent_ref(card.place, resp.data if isinstance(resp.data, dict) else {}, thread=None)
 
+    async def find_review_card(self, place: Place, case_id: int) -> MessageRef | None:
+        """The card this bot already posted for `case_id` in `place` (recent history), so none is posted twice."""
+        where = f"reviewer channel {place.channel}, case {case_id}"
+        try:
+            resp = await self._call(
+                "conversations.history", where, self.client.conversations_history(channel=place.channel, limit=200)
+            )
+        except PlatformError as e:
+            if e.status == 404:
+                return None
+            raise
+        for message in resp.get("messages") or []:
+            if isinstance(message, dict) and edge.is_card_for(
+                message, case_id, bot_id=self.bot_id, bot_user_id=self.bot_user_id
+            ):
+                return MessageRef(place, str(message["ts"]))
+        return None
+
     async def reply_privately(self, reply: Reply) -> None:
         """The command's or button's response_url when fresh, else chat.postEphemeral, else a direct message."""
         key = (reply.place.channel, reply.user_id)

@@ -36,6 +36,8 @@ ACTION_PREFIX = "scopebot:case:"
 #: `block_id` prefix of the card's optional note field, read back from `state.values` on a press.
 NOTE_PREFIX = "scopebot:note:"
 NOTE_ACTION = "note"
+#: `block_id` prefix of the card's header, `scopebot:card:<id>:<version>`: finds a card again by its case.
+CARD_PREFIX = "scopebot:card:"
 
 #: Slack emoji names that mean 🚩 (skin-tone suffixes are stripped first).
 FLAG_NAMES = frozenset({"triangular_flag_on_post", "red_flag", "flag"})
@@ -432,7 +434,13 @@ def card_blocks(card: ReviewCard) -> list[dict[str, Any]]:
     if card.mention:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": mention_markup(card.mention)}})
     title = ("🔴 " if card.urgent else "") + card.title
-    blocks.append({"type": "header", "text": {"type": "plain_text", "text": _cut(title, HEADER_MAX), "emoji": True}})
+    blocks.append(
+        {
+            "type": "header",
+            "block_id": f"{CARD_PREFIX}{card.case_id}:{version}",
+            "text": {"type": "plain_text", "text": _cut(title, HEADER_MAX), "emoji": True},
+        }
+    )
     fields = [
         {"type": "mrkdwn", "text": _cut(f"*{escape(k)}*\n{escape(v)}", FIELD_MAX)} for k, v in card.fields if k or v
     ]
@@ -463,6 +471,16 @@ def card_blocks(card: ReviewCard) -> list[dict[str, Any]]:
                 }
             )
     return blocks
+
+
+def is_card_for(message: Mapping[str, Any], case_id: int, *, bot_id: str, bot_user_id: str) -> bool:
+    """Whether `message` (from conversations.history) is this bot's review card for `case_id`."""
+    own = (bot_id and message.get("bot_id") == bot_id) or (bot_user_id and message.get("user") == bot_user_id)
+    blocks = message.get("blocks")
+    if not own or not isinstance(blocks, list):
+        return False
+    marker = f"{CARD_PREFIX}{case_id}:"
+    return any(isinstance(b, Mapping) and str(b.get("block_id", "")).startswith(marker) for b in blocks)
 
 
 def card_args(card: ReviewCard, *, existing: MessageRef | None = None) -> dict[str, Any]:

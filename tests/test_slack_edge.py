@@ -265,3 +265,12 @@ def test_fetched_message_is_plain_text_with_author() -> None:
     assert (got.text, got.author.user_id, got.author.display_name, got.permalink) == ("a <b> @U9", "U5", "Ann", "p")
     bot = edge.fetched(ref, {"ts": "3.3", "bot_id": "B1", "text": "answer", "thread_ts": "1.0"}, permalink=None)
     assert bot.author.is_bot and bot.ref.place.thread == "1.0"
+
+
+def test_cards_are_recognised_by_case_and_author() -> None:
+    blocks = edge.card_blocks(_card(case_id=7))
+    mine = {"ts": "1.1", "bot_id": BOT_ID, "blocks": blocks}
+    assert edge.is_card_for(mine, 7, bot_id=BOT_ID, bot_user_id=BOT_USER)
+    assert not edge.is_card_for(mine, 77, bot_id=BOT_ID, bot_user_id=BOT_USER)
+    assert not edge.is_card_for(mine | {"bot_id": "BOTHER"}, 7, bot_id=BOT_ID, bot_user_id=BOT_USER)
+    assert not edge.is_card_for({"ts": "1.1", "user": BOT_USER, "text": "x"}, 7, bot_id=BOT_ID, bot_user_id=BOT_USER)

@@ -181,3 +181,17 @@ async def test_moderators_by_user_group_are_cached_and_timeouts_are_unsupported(
     slack.usergroups.clear()
     no_groups = SlackAdapter(http_settings(slack))
     assert await no_groups.is_moderator(Actor("slack", "UMOD1"), place=REVIEW) is None
+
+
+async def test_a_posted_card_can_be_found_again_by_its_case(served: Served) -> None:
+    a, slack = served.adapter, served.slack
+    assert await a.find_review_card(REVIEW, 3) is None
+    ref = await a.post_review_card(card(3))
+    await a.post_review_card(card(4))
+    slack.add_message("CREV", "UMOD1", "a moderator's note about case 3")
+    found = await a.find_review_card(REVIEW, 3)
+    assert found is not None and found.message_id == ref.message_id
+    resolved = await a.post_review_card(card(3, buttons=(), status="resolved"), existing=ref)
+    assert await a.find_review_card(REVIEW, 3) == resolved
+    assert await a.find_review_card(REVIEW, 5) is None
+    assert await a.find_review_card(Place("slack", TEAM, "CNOWHERE"), 3) is None
