@@ -1,0 +1,306 @@
+"""Pure translation at the Discord edge, on real discord.py objects built from gateway-shaped payloads."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import discord
+import pytest
+from discord.http import HTTPClient
+from discord.state import ConnectionState
+
+from adapters.discord_client import INTENTS
+from adapters.discord_edge import (
+    DIRECT,
+    MAX_TIMEOUT,
+    Rejected,
+    actor_of,
+    canonical_emoji,
+    card_buttons,
+    card_custom_id,
+    card_embed,
+    command_text,
+    parse_custom_id,
+    platform_error,
+    reference_to,
+    snowflake,
+    strip_mentions,
+    timeout_until,
+    to_inbound,
+    to_reaction,
+)
+from adapters.discord_screen import gateway_problem
+from bot.events import FLAG, CardButton, MessageRef, Place, PlatformError, ReviewCard
+from tests.discord_fakes import (
+    ADMISSIONS,
+    ALICE,
+    BOB_MOD,
+    BOT_ID,
+    BOT_ROLE,
+    BOT_USER,
+    GENERAL,
+    GUILD_ID,
+    MOD_ROLE,
+    FakeDiscord,
+)
+
+
+@pytest.fixture
+def fake() -> FakeDiscord:
+    """Payload factories only; nothing listens."""
+    return FakeDiscord()
+
+
+@pytest.fixture
+async def state(fake: FakeDiscord) -> ConnectionState[Any]:
+    """A discord.py connection state holding the fake's guild, as after READY + GUILD_CREATE."""
+    st: ConnectionState[Any] = ConnectionState(
+        dispatch=lambda *a, **k: None,
+        handlers={},
+        hooks={},
+        http=HTTPClient(asyncio.get_running_loop()),
+        intents=INTENTS,
+    )
+    st.user = discord.ClientUser(state=st, data=BOT_USER)  # type: ignore[arg-type]
+    st._add_guild(discord.Guild(data=fake.guild(), state=st))  # type: ignore[arg-type]
+    return st
+
+
+def message(state: ConnectionState[Any], payload: dict[str, Any]) -> discord.Message:
+    """The discord.py message for a MESSAGE_CREATE payload."""
+    guild = state._get_guild(int(payload["guild_id"])) if "guild_id" in payload else None
+    channel: Any = guild.get_channel(int(payload["channel_id"])) if guild else None
+    if channel is None:
+        channel = discord.PartialMessageable(state=state, id=int(payload["channel_id"]))
+    return discord.Message(state=state, channel=channel, data=payload)  # type: ignore[arg-type]
+
+
+def gateway_message(fake: FakeDiscord, author: dict[str, Any], content: str, **kw: Any) -> dict[str, Any]:
+    """A MESSAGE_CREATE payload as the fake would dispatch it."""
+    dm = kw.pop("dm", False)
+    payload = fake._message(kw.pop("channel_id", GENERAL), author, content, guild=not dm, **kw)
+    if not dm:
+        payload["member"] = {k: v for k, v in fake.members[author["id"]].items() if k != "user"}
+    return payload
+
+
+# Raw payload screening -----------------------------------------------------------------------------
+
+
+def test_sound_payloads_pass_the_screen(fake: FakeDiscord) -> None:
+    assert gateway_problem("MESSAGE_CREATE", gateway_message(fake, ALICE, "hi")) is None
+    assert gateway_problem("GUILD_CREATE", fake.guild()) is None
+    assert gateway_problem("TYPING_START", {"anything": "goes"}) is None
+
+
+@pytest.mark.parametrize(
+    ("event", "mutate", "reason"),
+    [
+        ("MESSAGE_CREATE", lambda p: p.pop("author"), "author"),
+        ("MESSAGE_CREATE", lambda p: p.update(id="not-a-number"), "id"),
+        ("MESSAGE_CREATE", lambda p: p.update(content=None), "content"),
+        ("MESSAGE_CREATE", lambda p: p.update(channel_id=None), "channel_id"),
+        ("MESSAGE_CREATE", lambda p: p["member"].update(roles="admin"), "member.roles"),
+        ("MESSAGE_CREATE", lambda p: p.update(mentions=[{"name": "x"}]), "mentions"),
+        ("MESSAGE_CREATE", lambda p: p.update(type="default"), "type"),
+    ],
+)
+def test_malformed_messages_are_rejected_with_a_reason(fake: FakeDiscord, event: str, mutate: Any, reason: str) -> None:
+    payload = gateway_message(fake, ALICE, "hi")
+    mutate(payload)
+    problem = gateway_problem(event, payload)
+    assert problem is not None and reason in problem
+
+
+def test_malformed_reactions_and_interactions_are_rejected() -> None:
+    assert gateway_problem("MESSAGE_REACTION_ADD", "nonsense") == "payload is not an object"
+    reaction: dict[str, Any] = {
+        "user_id": "1",
+        "channel_id": "2",
+        "message_id": "3",
+        "type": 0,
+        "emoji": {"id": None, "name": None},
+    }
+    assert "emoji" in (gateway_problem("MESSAGE_REACTION_ADD", reaction) or "")
+    reaction["emoji"] = {"id": None, "name": "🚩"}
+    assert gateway_problem("MESSAGE_REACTION_ADD", reaction) is None
+    assert "type" in (gateway_problem("MESSAGE_REACTION_ADD", dict(reaction, type=None)) or "")
+    interaction = {"id": "1", "application_id": "2", "type": 3, "version": 1, "member": {"roles": []}, "data": {}}
+    assert "token" in (gateway_problem("INTERACTION_CREATE", interaction) or "")
+    interaction["token"] = "t"
+    assert "custom_id" in (gateway_problem("INTERACTION_CREATE", interaction) or "")
+    interaction["data"] = {"custom_id": "scopebot:case:1:dismiss", "component_type": 2}
+    assert gateway_problem("INTERACTION_CREATE", interaction) is None
+    del interaction["member"]
+    assert "member nor user" in (gateway_problem("INTERACTION_CREATE", interaction) or "")
+
+
+# Discord → core ------------------------------------------------------------------------------------
+
+
+async def test_a_mention_becomes_an_addressed_question_without_the_mention(
+    fake: FakeDiscord, state: ConnectionState[Any]
+) -> None:
+    payload = gateway_message(fake, BOB_MOD, f"<@{BOT_ID}>  When is the deadline?", mentions=[BOT_USER])
+    event = to_inbound(message(state, payload), bot_user_id=BOT_ID)
+    assert event.mentions_bot and event.text == "When is the deadline?"
+    assert event.ref == MessageRef(Place("discord", str(GUILD_ID), str(GENERAL)), payload["id"])
+    assert event.author.user_id == BOB_MOD["id"] and not event.author.is_bot
+    assert event.author.roles == (str(MOD_ROLE),)  # the moderator role, without @everyone
+    assert event.permalink == f"https://discord.com/channels/{GUILD_ID}/{GENERAL}/{payload['id']}"
+
+
+async def test_plain_messages_dms_and_role_mentions(fake: FakeDiscord, state: ConnectionState[Any]) -> None:
+    plain = to_inbound(
+        message(state, gateway_message(fake, ALICE, "hello <@123>", channel_id=ADMISSIONS)), bot_user_id=BOT_ID
+    )
+    assert not plain.mentions_bot and plain.text == "hello <@123>"  # other people's mentions stay
+    dm = to_inbound(message(state, gateway_message(fake, ALICE, "hi", dm=True, channel_id=42)), bot_user_id=BOT_ID)
+    assert dm.ref.place == Place("discord", DIRECT, "42", None, is_direct=True)
+    role = gateway_message(fake, ALICE, f"<@&{BOT_ROLE}> tuition?", mention_roles=[str(BOT_ROLE)])
+    by_role = to_inbound(message(state, role), bot_user_id=BOT_ID, bot_role_ids=[BOT_ROLE])
+    assert by_role.mentions_bot and by_role.text == "tuition?"
+
+
+def test_strip_mentions_only_removes_the_given_ids() -> None:
+    assert strip_mentions("<@!5> hi <@6>  there <@&7>", [5, 7]) == "hi <@6> there"
+
+
+async def test_a_flag_reaction_is_canonical_and_carries_the_reactor_roles(
+    fake: FakeDiscord, state: ConnectionState[Any]
+) -> None:
+    data = {
+        "user_id": BOB_MOD["id"],
+        "channel_id": str(GENERAL),
+        "message_id": "55",
+        "guild_id": str(GUILD_ID),
+        "emoji": {"id": None, "name": "🚩\ufe0f"},
+        "member": fake.members[BOB_MOD["id"]],
+        "message_author_id": ALICE["id"],
+        "type": 0,
+    }
+    payload = discord.RawReactionActionEvent(data, discord.PartialEmoji.from_dict(data["emoji"]), "REACTION_ADD")  # type: ignore[arg-type]
+    payload.member = discord.Member(data=data["member"], guild=state._get_guild(GUILD_ID), state=state)  # type: ignore[arg-type]
+    event = to_reaction(payload)
+    assert event.emoji == FLAG
+    assert event.target.message_id == "55" and event.target_author_id == ALICE["id"]
+    assert event.reactor.roles == (str(MOD_ROLE),)
+
+
+def test_only_the_unicode_flag_is_a_flag() -> None:
+    assert canonical_emoji(discord.PartialEmoji(name="🚩")) == FLAG
+    assert canonical_emoji(discord.PartialEmoji(name="👍")) == "👍"
+    assert canonical_emoji(discord.PartialEmoji(name="flag", id=99)) == "custom:flag"
+
+
+def test_button_ids_carry_case_and_action_both_ways() -> None:
+    cid = card_custom_id(12345, "timeout")
+    assert cid == "scopebot:case:12345:timeout" and len(cid) <= 100
+    assert parse_custom_id(cid) == (12345, "timeout")
+    with pytest.raises(Rejected):
+        parse_custom_id("someone-elses-button")
+    with pytest.raises(ValueError, match="custom_id"):
+        card_custom_id(1, "Bad Action!")
+
+
+def test_command_text_mirrors_the_slash_command() -> None:
+    assert command_text("ask", " When is it? ") == "ask When is it?"
+    assert command_text("case", 12, "dismiss", None) == "case 12 dismiss"
+    assert command_text("audit", "") == "audit"
+
+
+# Core → Discord ------------------------------------------------------------------------------------
+
+
+def card(**kw: Any) -> ReviewCard:
+    base: dict[str, Any] = {
+        "case_id": 7,
+        "place": Place("discord", str(GUILD_ID), "1"),
+        "title": "Flagged answer",
+        "fields": (("Reporter", "alice"), ("Scope", "college")),
+        "body": "The flagged text",
+        "buttons": (
+            CardButton("dismiss", "Dismiss"),
+            CardButton("remove", "Remove", "danger"),
+            CardButton("escalate", "Escalate", "primary"),
+        ),
+    }
+    base.update(kw)
+    return ReviewCard(**base)
+
+
+def test_cards_become_embeds_within_discord_limits() -> None:
+    embed = card_embed(card())
+    assert embed.title == "Flagged answer" and embed.description == "The flagged text"
+    assert embed.footer.text == "Case 7 · open"
+    assert [(f.name, f.value) for f in embed.fields] == [("Reporter", "alice"), ("Scope", "college")]
+    huge = card_embed(
+        card(title="T" * 500, body="B" * 9000, fields=tuple((f"n{i}", "v" * 2000) for i in range(40)), urgent=True)
+    )
+    assert len(huge) <= 6000 and 0 < len(huge.fields) <= 25
+    assert huge.description is not None and huge.description.startswith("BBB") and huge.description.endswith("…")
+    many = card_embed(card(fields=tuple((f"n{i}", "v") for i in range(40))))
+    assert len(many.fields) == 25
+    assert huge.title is not None and huge.title.startswith("🔴") and len(huge.title) <= 256
+    assert all(len(f.value or "") <= 1024 for f in huge.fields)
+    assert huge.colour is not None and huge.colour.value == 0xE74C3C
+
+
+def test_card_buttons_map_styles_and_ids() -> None:
+    specs = card_buttons(card())
+    assert [(s.custom_id, s.label, s.style) for s in specs] == [
+        ("scopebot:case:7:dismiss", "Dismiss", discord.ButtonStyle.secondary),
+        ("scopebot:case:7:remove", "Remove", discord.ButtonStyle.danger),
+        ("scopebot:case:7:escalate", "Escalate", discord.ButtonStyle.primary),
+    ]
+    many = card(buttons=tuple(CardButton(f"a{i}", "x" * 100) for i in range(30)))
+    assert len(card_buttons(many)) == 25 and all(len(s.label) <= 80 for s in card_buttons(many))
+
+
+def test_replies_reference_discord_messages_only() -> None:
+    place = Place("discord", str(GUILD_ID), str(GENERAL))
+    ref = reference_to(MessageRef(place, "123"))
+    assert ref is not None and (ref.message_id, ref.channel_id, ref.guild_id) == (123, GENERAL, GUILD_ID)
+    assert ref.fail_if_not_exists is False  # a deleted question must not lose the answer
+    assert reference_to(MessageRef(place, "cmd-abc")) is None
+    assert reference_to(None) is None
+
+
+def test_timeouts_are_clamped_to_28_days() -> None:
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    assert timeout_until(now + timedelta(hours=1), now) == now + timedelta(hours=1)
+    assert timeout_until(now + timedelta(days=60), now) < now + MAX_TIMEOUT
+    with pytest.raises(ValueError, match="timezone"):
+        timeout_until(datetime(2025, 1, 2), now)
+
+
+def test_snowflakes_from_config_are_checked() -> None:
+    assert snowflake("810000000000000001", "channel id") == 810000000000000001
+    with pytest.raises(PlatformError, match="Copy ID") as e:
+        snowflake("reviewers", "channel id")
+    assert not e.value.retryable
+
+
+def _http_error(cls: type[discord.HTTPException], status: int, code: int) -> discord.HTTPException:
+    response = SimpleNamespace(status=status, reason="x")
+    return cls(response, {"message": "nope", "code": code})  # type: ignore[arg-type]
+
+
+def test_platform_errors_say_what_failed_and_whether_to_retry() -> None:
+    forbidden = platform_error(_http_error(discord.Forbidden, 403, 50013), "post in channel 5")
+    assert forbidden.status == 403 and not forbidden.retryable
+    assert "post in channel 5" in str(forbidden) and "permission" in str(forbidden)
+    gone = platform_error(_http_error(discord.NotFound, 404, 10008), "edit message 9")
+    assert gone.status == 404 and not gone.retryable
+    server = platform_error(_http_error(discord.DiscordServerError, 503, 0), "edit message 9")
+    assert server.status == 503 and server.retryable
+    net = platform_error(TimeoutError("slow"), "edit message 9")
+    assert net.retryable and "could not reach Discord" in str(net)
+
+
+def test_actor_of_a_plain_user_has_no_roles(state: ConnectionState[Any]) -> None:
+    actor = actor_of(discord.User(state=state, data=ALICE))  # type: ignore[arg-type]
+    assert actor == actor.__class__("discord", ALICE["id"], "alice", is_bot=False, roles=())
