@@ -38,6 +38,7 @@ from adapters.discord_edge import (
     card_buttons,
     card_embed,
     fit,
+    is_card_for,
     platform_error,
     reference_to,
     snowflake,
@@ -70,6 +71,8 @@ API_URL_ENV = "DISCORD_API_URL"
 GATEWAY_URL_ENV = "DISCORD_GATEWAY_URL"
 #: Seconds in-flight events get to finish at shutdown while the REST session is still open.
 STOP_GRACE = 10.0
+#: Recent reviewer-channel messages searched for a card whose post was interrupted.
+CARD_SEARCH_DEPTH = 100
 #: Private replies longer than one message are sent as at most this many.
 MAX_PRIVATE_PARTS = 5
 
@@ -337,6 +340,28 @@ class DiscordAdapter(Handlers):
             channel.send(content=content, embed=embed, view=view, allowed_mentions=CARD_MENTIONS),  # type: ignore[arg-type]
         )
         return MessageRef(card.place, str(sent.id))
+
+    async def find_review_card(self, place: Place, case_id: int) -> MessageRef | None:
+        """The card this bot already posted for `case_id` in `place` (recent history), so none is posted twice."""
+        client = self._connected()
+        if client.user is None:
+            return None
+        bot_id = client.user.id
+        channel = self._channel(place)
+
+        async def search() -> discord.Message | None:
+            async for message in channel.history(limit=CARD_SEARCH_DEPTH):
+                if is_card_for(message, case_id, bot_user_id=bot_id):
+                    return message
+            return None
+
+        try:
+            found = await self._api(f"search reviewer channel {place.channel} for case {case_id}", search())
+        except PlatformError as e:
+            if e.status == 404:
+                return None
+            raise
+        return MessageRef(place, str(found.id)) if found is not None else None
 
     async def reply_privately(self, reply: Reply) -> None:
         """Ephemeral through the interaction being handled; otherwise a direct message."""

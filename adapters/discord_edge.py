@@ -39,8 +39,8 @@ CUSTOM_ID_TEMPLATE = r"scopebot:case:(?P<case>[0-9]{1,18}):(?P<action>[a-z][a-z0
 _CUSTOM_ID = re.compile(CUSTOM_ID_TEMPLATE)
 #: Unicode emoji mapped onto canonical reaction names (variation selectors are stripped first).
 EMOJI_NAMES: Mapping[str, str] = {"🚩": FLAG}
-#: Card actions that need a line of text from the moderator (asked for in a modal).
-ARGUMENT_ACTIONS = frozenset({"add_phrase", "block_phrase", "add_word", "note"})
+#: Card actions that need a line of text from the moderator, asked for in a modal (see moderation/cards.py).
+ARGUMENT_ACTIONS = frozenset({"add_word"})
 
 _SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
 _MENTION = re.compile(r"<@[!&]?([0-9]{1,20})>")
@@ -216,9 +216,10 @@ def fit(text: str, limit: int) -> str:
 
 def card_embed(card: ReviewCard) -> discord.Embed:
     """A review card as an embed, within Discord's limits (the body first, then as many fields as fit)."""
-    colour = _COLOURS["urgent"] if card.urgent else _COLOURS.get(card.status, _COLOURS["open"])
+    state = "resolved" if card.status.startswith("resolved") else card.status
+    colour = _COLOURS["urgent"] if card.urgent else _COLOURS.get(state, _COLOURS["open"])
     title = fit(("🔴 " if card.urgent else "") + card.title, _EMBED_TITLE)
-    footer = f"Case {card.case_id} · {card.status}"
+    footer = fit(f"{card_marker(card.case_id)}{card.status}", 2048)
     budget = _EMBED_TOTAL - len(title) - len(footer)
     description = fit(card.body, min(_EMBED_DESCRIPTION, budget // 2)) if card.body else ""
     budget -= len(description)
@@ -232,6 +233,19 @@ def card_embed(card: ReviewCard) -> discord.Embed:
         embed.add_field(name=name, value=value, inline=len(value) <= 40)
     embed.set_footer(text=footer)
     return embed
+
+
+def card_marker(case_id: int) -> str:
+    """How a card's footer starts; it identifies the card of a case, buttons or not."""
+    return f"Case {case_id} · "
+
+
+def is_card_for(message: discord.Message, case_id: int, *, bot_user_id: int) -> bool:
+    """Whether `message` is the review card this bot posted for `case_id`."""
+    if message.author.id != bot_user_id:
+        return False
+    marker = card_marker(case_id)
+    return any((e.footer.text or "").startswith(marker) for e in message.embeds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -445,6 +445,7 @@ class FakeDiscord:
             ("GET", r"/oauth2/applications/@me", self._app),
             ("PUT", r"/applications/(\d+)/commands", self._commands),
             ("POST", r"/channels/(\d+)/messages", self._create),
+            ("GET", r"/channels/(\d+)/messages", self._history),
             ("GET", r"/channels/(\d+)/messages/(\d+)", self._get),
             ("PATCH", r"/channels/(\d+)/messages/(\d+)", self._edit),
             ("DELETE", r"/channels/(\d+)/messages/(\d+)", self._delete),
@@ -504,6 +505,11 @@ class FakeDiscord:
     def dm_channel_id(self) -> int:
         """The DM channel the bot opens with any member."""
         return 820000000000000001
+
+    async def _history(self, call: Call, channel_id: str) -> web.Response:
+        limit = int(call.query.get("limit", "50"))
+        found = [m for m in self.messages.values() if m["channel_id"] == channel_id and not m.get("deleted")]
+        return _json(sorted(found, key=lambda m: -int(m["id"]))[:limit])
 
     async def _get(self, call: Call, channel_id: str, message_id: str) -> web.Response:
         msg = self.messages.get(int(message_id))

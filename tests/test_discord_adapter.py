@@ -310,6 +310,19 @@ async def test_review_cards_are_embeds_with_persistent_buttons(fake: FakeDiscord
     assert again != ref and len(fake.calls_to("POST", rf"/channels/{REVIEWERS}/messages")) == 2
 
 
+async def test_a_posted_card_can_be_found_again_by_case(fake: FakeDiscord, bot: Bot) -> None:
+    await bot.adapter.post_review_card(review_card(case_id=5))
+    ref = await bot.adapter.post_review_card(review_card(case_id=6))
+    await bot.adapter.send(OutboundMessage(REVIEW_PLACE, "Case 6 · looks like a card but is plain text"))
+    await fake.say(ALICE, "chatter", channel_id=REVIEWERS)
+    assert await bot.adapter.find_review_card(REVIEW_PLACE, 6) == ref
+    assert await bot.adapter.find_review_card(REVIEW_PLACE, 7) is None
+    await bot.adapter.post_review_card(
+        review_card(case_id=6, status="resolved: dismissed by bob", buttons=()), existing=ref
+    )
+    assert await bot.adapter.find_review_card(REVIEW_PLACE, 6) == ref  # resolved cards have no buttons, still found
+
+
 # Interactions --------------------------------------------------------------------------------------
 
 
@@ -348,16 +361,18 @@ async def test_buttons_of_cards_posted_before_a_restart_still_work(fake: FakeDis
 
 
 async def test_actions_that_need_text_ask_for_it_in_a_modal(fake: FakeDiscord, bot: Bot) -> None:
-    ref = await bot.adapter.post_review_card(review_card(buttons=(CardButton("add_phrase", "Block a phrase"),)))
+    ref = await bot.adapter.post_review_card(review_card(buttons=(CardButton("add_word", "Add phrase to word list"),)))
     card = fake.messages[int(ref.message_id)]
-    press = await fake.press(BOB_MOD, card, "add_phrase")
+    press = await fake.press(BOB_MOD, card, "add_word")
     ack = await fake.wait_for(lambda: fake.calls_to("POST", rf"/interactions/{press['id']}/.+/callback"))
     assert ack[0].body["type"] == 9  # a modal
     modal = ack[0].body["data"]
     [field_id] = [c["custom_id"] for row in modal["components"] for c in row["components"]]
-    await fake.submit_modal(BOB_MOD, card, modal["custom_id"], field_id, "  free essays  ")
+    submitted = await fake.submit_modal(BOB_MOD, card, modal["custom_id"], field_id, "  free essays  ")
     action: CardAction = await bot.next_event(CardAction)
-    assert (action.action, action.argument, action.case_id) == ("add_phrase", "free essays", 41)
+    assert (action.action, action.argument, action.case_id) == ("add_word", "free essays", 41)
+    [done] = fake.calls_to("POST", rf"/interactions/{submitted['id']}/.+/callback")
+    assert done.body["type"] == 6  # the submission is acknowledged like a press
 
 
 async def test_slash_commands_reply_privately_or_clear_their_note(fake: FakeDiscord, bot: Bot) -> None:
