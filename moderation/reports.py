@@ -97,7 +97,10 @@ class ReportService:
         if reporter.is_bot or is_reviewer_channel(self._config, target.place):
             return FilingResult("ignored")
         async with self._sessions() as session:
-            if await self._already_reported(session, event):
+            answer = await answer_for_message(session, target)
+            # Every part of a split answer is one message to report: the case is keyed by the answer.
+            key = answer.answer_key if answer is not None and answer.answer_key else target.key
+            if await self._already_reported(session, key, reporter):
                 return FilingResult("duplicate")
             since = utcnow() - timedelta(hours=1)
             recent = await session.scalar(
@@ -119,7 +122,7 @@ class ReportService:
         result = FilingResult("duplicate")
         for attempt in range(FILING_ATTEMPTS):
             try:
-                result = await self._file_once(event, fetched)
+                result = await self._file_once(event, key, fetched)
                 break
             except _Duplicate:
                 return FilingResult("duplicate")
@@ -133,12 +136,12 @@ class ReportService:
             await self._tell(platform, event, self._config.moderation.acknowledgement)
         return result
 
-    async def _already_reported(self, session: AsyncSession, event: ReactionAdded) -> bool:
+    async def _already_reported(self, session: AsyncSession, key: str, reporter: Actor) -> bool:
         found = await session.scalar(
             select(Report.id).where(
-                Report.message_key == event.target.key,
-                Report.reporter_platform == event.reactor.platform,
-                Report.reporter_id == event.reactor.user_id,
+                Report.message_key == key,
+                Report.reporter_platform == reporter.platform,
+                Report.reporter_id == reporter.user_id,
             )
         )
         return found is not None
@@ -151,14 +154,13 @@ class ReportService:
             log.warning("could not read flagged message %s: %s", event.target.key, e)
             return None
 
-    async def _file_once(self, event: ReactionAdded, fetched: FetchedMessage | None) -> FilingResult:
+    async def _file_once(self, event: ReactionAdded, key: str, fetched: FetchedMessage | None) -> FilingResult:
         reporter = event.reactor
-        target = event.target
         async with self._sessions() as session, session.begin():
-            answer = await answer_for_message(session, target)
-            case = await session.scalar(select(Case).where(Case.message_key == target.key))
+            answer = await answer_for_message(session, event.target)
+            case = await session.scalar(select(Case).where(Case.message_key == key))
             if case is None:
-                case = self._new_case(event, fetched, answer)
+                case = self._new_case(event, key, fetched, answer)
                 session.add(case)
                 await session.flush()
                 assert case.id is not None
@@ -168,7 +170,7 @@ class ReportService:
             weight = await reporter_weight(session, reporter)
             report = Report(
                 case_id=case_id,
-                message_key=target.key,
+                message_key=key,
                 reporter_platform=reporter.platform,
                 reporter_id=reporter.user_id,
                 reporter_name=reporter.display_name,
@@ -199,11 +201,13 @@ class ReportService:
                 case_id=case_id,
                 scope=case.scope,
                 note=f"report #{report.id}; {case.reporters} reporter(s)",
-                detail={"report_id": report.id, "message_key": target.key, "reporters": case.reporters},
+                detail={"report_id": report.id, "message_key": key, "reporters": case.reporters},
             )
             return FilingResult("filed", case_id, case.reporters, hid)
 
-    def _new_case(self, event: ReactionAdded, fetched: FetchedMessage | None, answer: BotAnswer | None) -> Case:
+    def _new_case(
+        self, event: ReactionAdded, key: str, fetched: FetchedMessage | None, answer: BotAnswer | None
+    ) -> Case:
         place = event.target.place
         scope: str | None = answer.scope if answer is not None else None
         if scope is None:
@@ -211,12 +215,12 @@ class ReportService:
             scope = bound.name if bound is not None else None
         author_id = fetched.author.user_id if fetched is not None else (event.target_author_id or "")
         return Case(
-            message_key=event.target.key,
+            message_key=key,
             platform=place.platform,
             workspace=place.workspace,
             channel=place.channel,
             thread=place.thread,
-            message_id=event.target.message_id,
+            message_id=key.rsplit(":", 1)[1],
             is_direct=place.is_direct,
             author_id=author_id,
             author_is_bot=answer is not None or (fetched is not None and fetched.author.is_bot),

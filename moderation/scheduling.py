@@ -56,10 +56,10 @@ def job_store(url: str) -> BaseJobStore:
     if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
         return MemoryJobStore()
     target = sync_url(url)
-    if target.startswith("sqlite"):
-        engine = sqlalchemy.create_engine(target, connect_args={"timeout": 30}, poolclass=NullPool)
-    else:
-        engine = sqlalchemy.create_engine(target, pool_pre_ping=True, pool_size=1, max_overflow=1)
+    # No pool: a connection per job-store call (a few per router run), closed on the scheduler thread
+    # itself, so nothing is left open when the scheduler shuts down mid-call.
+    connect_args = {"timeout": 30} if target.startswith("sqlite") else {"connect_timeout": 10}
+    engine = sqlalchemy.create_engine(target, connect_args=connect_args, poolclass=NullPool)
     return SQLAlchemyJobStore(engine=engine)
 
 

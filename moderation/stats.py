@@ -15,7 +15,7 @@ from moderation.models import Case, CaseAction, CaseState, Report
 
 async def queue_stats(session: AsyncSession) -> dict[str, Any]:
     """Everything `scopebot stats` shows, as plain data."""
-    by_state = dict((await session.execute(select(Case.state, func.count()).group_by(col(Case.state)))).tuples().all())
+    by_state = dict((await session.execute(select(Case.state, func.count()).group_by(col(Case.state)))).all())
     urgent = await session.scalar(
         select(func.count()).select_from(Case).where(Case.state != CaseState.RESOLVED, col(Case.urgent).is_(True))
     )
@@ -25,12 +25,12 @@ async def queue_stats(session: AsyncSession) -> dict[str, Any]:
                 Case.state == CaseState.RESOLVED, col(Case.resolved_at).is_not(None)
             )
         )
-    ).tuples()
+    ).all()
     minutes = [(done - opened).total_seconds() / 60 for opened, done in spans if done is not None]
     per_mod: dict[str, Counter[str]] = defaultdict(Counter)
     for actor, name, action in (
         await session.execute(select(CaseAction.actor_id, CaseAction.actor_name, CaseAction.action))
-    ).tuples():
+    ).all():
         per_mod[name or actor][action] += 1
     reporters: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     rows = (
@@ -39,7 +39,7 @@ async def queue_stats(session: AsyncSession) -> dict[str, Any]:
             .join(Case, col(Case.id) == col(Report.case_id))
             .where(Case.state == CaseState.RESOLVED)
         )
-    ).tuples()
+    ).all()
     for rid, name, resolution in rows:
         tally = reporters[name or rid]
         tally[0] += 1

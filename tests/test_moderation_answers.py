@@ -1,0 +1,137 @@
+"""Flags on the bot's own answers: provenance, hiding at the threshold, retraction, regression prompts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlmodel import select
+
+from bot.answers import record_answer
+from bot.config import load_config
+from bot.events import CardAction, MessageRef, OutboundMessage
+from bot.gate.lexical import LexicalGate
+from bot.models import BotAnswer
+from moderation.audit import entries
+from moderation.models import Case, CaseEvidence, RegressionExample
+from moderation.regressions import regression_prompts, replay_regressions
+from moderation.router import route_until_idle
+from tests.moderation_support import Harness, harness
+
+
+async def _answer(h: Harness, question: str, parts: list[str]) -> tuple[MessageRef, list[MessageRef], BotAnswer]:
+    """A member's question and the bot's answer in its thread, recorded as the pipeline records them."""
+    place = h.platform.place("admissions")
+    q = h.platform.post_as(h.member("alice"), place, question)
+    refs = [await h.platform.send(OutboundMessage(place, p, reply_to=q)) for p in parts]
+    answer = await record_answer(
+        h.sessions,
+        answer=BotAnswer(
+            request_id="r1",
+            platform=place.platform,
+            workspace=place.workspace,
+            channel=place.channel,
+            question_message_id=q.message_id,
+            author_id="alice",
+            question=question,
+            answer="".join(parts),
+            scope="college",
+            verdict="answer",
+            reason="in scope: tuition",
+            gate_score=0.9,
+            passages=[{"source": "costs-and-aid.md", "text": "Tuition is $41,200.", "score": 3.1}],
+            model="tiny.gguf",
+            model_params={"temperature": 0.7},
+            config_version="abc123",
+        ),
+        parts=refs,
+    )
+    return q, refs, answer
+
+
+async def test_flagged_answer_keeps_provenance_and_hides_at_threshold(tmp_path: Path, db_url: str) -> None:
+    async with harness(tmp_path, db_url, hide_threshold=2) as h:
+        svc = h.runtime.service
+        _q, refs, answer = await _answer(h, "How much is tuition?", ["Tuition is $9.", " Also free pizza."])
+
+        await svc.on_reaction(h.platform, h.flag(refs[1], "bob"))
+        await svc.on_reaction(h.platform, h.flag(refs[0], "bob"))  # another part of the same answer: no-op
+        assert [h.platform.messages[r.message_id].text for r in refs] == ["Tuition is $9.", " Also free pizza."]
+        async with h.sessions() as session:
+            case = (await session.execute(select(Case))).scalars().one()
+            evidence = await session.get(CaseEvidence, case.id)
+        assert case.answer_id == answer.id and case.scope == "college" and case.author_is_bot
+        assert evidence is not None and evidence.provenance is not None
+        prov = evidence.provenance
+        assert prov["question"] == "How much is tuition?"
+        assert prov["passages"][0]["source"] == "costs-and-aid.md"
+        assert (prov["verdict"], prov["reason"], prov["model"], prov["config_version"]) == (
+            "answer",
+            "in scope: tuition",
+            "tiny.gguf",
+            "abc123",
+        )
+        assert prov["model_params"] == {"temperature": 0.7}
+
+        # The second distinct reporter hides every part at once, and the case turns urgent.
+        await svc.on_reaction(h.platform, h.flag(refs[0], "carol"))
+        note = h.config.moderation.hidden_note
+        assert [h.platform.messages[r.message_id].text for r in refs] == [note, note]
+        async with h.sessions() as session:
+            case = (await session.execute(select(Case))).scalars().one()
+            hidden = await session.get(BotAnswer, answer.id)
+        assert case.urgent and case.reporters == 2 and hidden is not None and hidden.hidden
+        await route_until_idle(h.runtime.router)
+        card = next(iter(h.platform.cards.values()))
+        assert card.urgent and "How much is tuition?" in card.body and "costs-and-aid.md" in card.body
+        assert {b.action for b in card.buttons} >= {"retract", "off_scope", "unsafe"}
+
+
+async def test_retract_posts_correction_and_stores_regression_prompt(tmp_path: Path, db_url: str) -> None:
+    async with harness(tmp_path, db_url) as h:
+        svc = h.runtime.service
+        q, refs, answer = await _answer(h, "Who will win the football game tonight?", ["The Tigers, surely."])
+        await svc.on_reaction(h.platform, h.flag(refs[0], "bob"))
+        await route_until_idle(h.runtime.router)
+        case_id = next(iter(h.platform.cards.values())).case_id
+        card_ref = MessageRef(h.platform.place("reviewers"), next(iter(h.platform.cards)))
+
+        press = CardAction(
+            h.member("mod"), case_id, "off_scope", card=card_ref, argument="We only answer college questions."
+        )
+        await svc.on_card_action(h.platform, press)
+
+        assert h.platform.messages[refs[0].message_id].text == h.config.moderation.retracted_note
+        corrections = [m for m in h.platform.replies_to(q) if m.ref not in refs]
+        assert [m.text for m in corrections] == ["We only answer college questions."]
+        async with h.sessions() as session:
+            example = (await session.execute(select(RegressionExample))).scalars().one()
+            trail = [e.action for e in await entries(session, case_id=case_id)]
+        assert (example.scope, example.kind, example.question) == (
+            "college",
+            "off_scope",
+            "Who will win the football game tonight?",
+        )
+        assert trail == ["report.filed", "case.routed", "case.off_scope"]
+
+        # The gate's evaluation can replay it: the lexical gate refuses it now, so it passes.
+        prompts = await regression_prompts(h.sessions, scope="college")
+        assert [(p.case_id, p.expected) for p in prompts] == [(case_id, "refuse")]
+        config = load_config(h.config.source)
+        gate = LexicalGate(global_blocked=[], knowledge={})
+        results = await replay_regressions(h.sessions, gate=gate, scope_config=config.scope)
+        assert [(r.verdict, r.passed) for r in results] == [("refuse", True)]
+        assert answer.id is not None
+
+
+async def test_warn_and_timeout_act_on_the_author_not_on_the_bot(tmp_path: Path, db_url: str) -> None:
+    async with harness(tmp_path, db_url) as h:
+        svc = h.runtime.service
+        _q, refs, _answer_row = await _answer(h, "How much is tuition?", ["Tuition is $9."])
+        await svc.on_reaction(h.platform, h.flag(refs[0], "bob"))
+        async with h.sessions() as session:
+            case_id = (await session.execute(select(Case.id))).scalars().one()
+        text = await svc.act(
+            platform=h.platform, actor=h.member("mod"), place=None, case_id=case_id or 0, action="warn"
+        )
+        assert "bot's own answer" in text
+        assert not [r for r in h.platform.private if r.user_id == "scopebot"]
