@@ -24,6 +24,7 @@ from adapters.discord_edge import (
     CUSTOM_ID_TEMPLATE,
     ButtonSpec,
     command_text,
+    invite_url,
     platform_error,
 )
 from adapters.discord_screen import gateway_problem
@@ -103,6 +104,8 @@ class ScopeClient(discord.Client):
             runner.add_done_callback(self._connection_ended)
             user = self.user
             log.info("discord: connected as %s (%s) in %d guild(s)", user, user.id if user else "?", len(self.guilds))
+            if self.application_id is not None:
+                log.info("discord: invite the bot to a server with %s", invite_url(self.application_id))
             return
         if not runner.done():
             raise PlatformError(f"the Discord gateway sent no READY within {ready_timeout:.0f} s", retryable=True)

@@ -58,6 +58,26 @@ _MAX_BUTTONS = 25
 _COLOURS = {"urgent": 0xE74C3C, "open": 0xF1C40F, "routed": 0xF1C40F, "resolved": 0x95A5A6}
 
 
+#: What the bot needs in a server: read and answer (also in threads, as replies), post embeds (review
+#: cards), remove reported messages (Manage Messages) and time members out (Moderate Members).
+INVITE_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    embed_links=True,
+    read_message_history=True,
+    manage_messages=True,
+    moderate_members=True,
+)
+
+
+def invite_url(application_id: int) -> str:
+    """The URL that adds the bot to a server with exactly the permissions it needs."""
+    return discord.utils.oauth_url(
+        application_id, permissions=INVITE_PERMISSIONS, scopes=("bot", "applications.commands")
+    )
+
+
 class Rejected(ValueError):
     """Input from Discord that cannot be turned into a core event; the message says why."""
 

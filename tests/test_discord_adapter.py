@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from adapters.discord import DiscordAdapter
-from bot.cli import CredentialsError
+from bot.cli import CredentialsError, main
 from bot.config import Config, ConfigError
 from bot.events import (
     FLAG,
@@ -167,6 +168,31 @@ async def test_a_rejected_token_names_the_variable_and_is_never_logged(
     assert secret not in caplog.text
     assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == DEFAULT_ENDPOINTS
     assert not fake.identifies
+
+
+async def test_scopebot_run_exits_2_with_one_line_naming_the_variable(
+    fake: FakeDiscord,
+    write_config: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    secret = "wrong-token-1a2b3c"
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DISCORD_API_URL", fake.api_url)
+    monkeypatch.setenv("DISCORD_GATEWAY_URL", fake.gateway_url)
+    monkeypatch.setenv("DISCORD_TOKEN", secret)
+    # `scopebot run` runs its own event loop; the fake keeps serving on this one.
+    code = await asyncio.to_thread(main, ["run", "--config", str(write_config())])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith("scopebot: error: DISCORD_TOKEN was rejected by Discord")
+    assert secret not in err
+    monkeypatch.setenv("DISCORD_TOKEN", "  ")
+    assert await asyncio.to_thread(main, ["run", "--config", str(write_config())]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "scopebot: error: DISCORD_TOKEN is not set: copy the bot token from the Discord developer portal"
+    )
 
 
 async def test_a_missing_message_content_intent_is_explained() -> None:

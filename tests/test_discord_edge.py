@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,6 +16,7 @@ from discord.state import ConnectionState
 from adapters.discord_client import INTENTS
 from adapters.discord_edge import (
     DIRECT,
+    INVITE_PERMISSIONS,
     MAX_TIMEOUT,
     Rejected,
     actor_of,
@@ -23,6 +25,7 @@ from adapters.discord_edge import (
     card_custom_id,
     card_embed,
     command_text,
+    invite_url,
     parse_custom_id,
     platform_error,
     reference_to,
@@ -304,3 +307,24 @@ def test_platform_errors_say_what_failed_and_whether_to_retry() -> None:
 def test_actor_of_a_plain_user_has_no_roles(state: ConnectionState[Any]) -> None:
     actor = actor_of(discord.User(state=state, data=ALICE))  # type: ignore[arg-type]
     assert actor == actor.__class__("discord", ALICE["id"], "alice", is_bot=False, roles=())
+
+
+def test_the_readme_invite_asks_for_exactly_the_permissions_the_bot_uses() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Discord") :]
+    assert f"permissions={INVITE_PERMISSIONS.value}" in section
+    assert f"`{INVITE_PERMISSIONS.value}` is the sum" in section
+    url = invite_url(123)
+    assert url.startswith("https://discord.com/oauth2/authorize?client_id=123&")
+    assert "scope=bot+applications.commands" in url and f"permissions={INVITE_PERMISSIONS.value}" in url
+    # Everything the adapter does needs one of these; nothing more is asked for.
+    granted = {name for name, on in INVITE_PERMISSIONS if on}
+    assert granted == {
+        "read_messages",  # discord.py's name for View Channel
+        "send_messages",
+        "send_messages_in_threads",
+        "embed_links",
+        "read_message_history",
+        "manage_messages",
+        "moderate_members",
+    }
