@@ -322,7 +322,7 @@ def _nowhere(actor: Actor) -> Place:
 
 def _note(case: Case, action: str) -> str:
     kind = "bot answer" if case.answer_id is not None else "message"
-    return f"{action} on the {kind} of case #{case.id}"
+    return f"{action} on the {kind} ({case.platform} #{case.channel})"
 
 
 def _done_text(case: Case, action: str, argument: str, scope: str) -> str:

@@ -87,7 +87,7 @@ class ModerationService:
             else:
                 lines.append("The bot process connected to the case's platform will carry it out on its next run.")
         await self.router.sync_now(case_id)
-        return "\n".join(lines)
+        return " ".join(lines)
 
     async def is_muted(self, actor: Actor, place: Place) -> bool:
         """Whether a moderator's time-out, kept by the bot itself, covers `actor` now."""

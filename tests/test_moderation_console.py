@@ -1,0 +1,65 @@
+"""The README's console script, end to end: `scopebot run` reads it on stdin, `scopebot audit --json` checks it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+from tests.moderation_support import write_mod_config
+
+
+def readme_script() -> str:
+    """The console script from the README's "## Moderation" section (so the documented one is the tested one)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Moderation") :]
+    m = re.search(r"```text\n(/as alice\n.*?)```", section, re.DOTALL)
+    assert m, "README's Moderation section has no console script"
+    return m.group(1)
+
+
+def _scopebot(*args: str, stdin: str | None = None, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SCOPEBOT_DATABASE_URL"}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_console_plays_the_whole_moderation_flow(tmp_path: Path, db_url: str) -> None:
+    config = write_mod_config(tmp_path, db_url, interval=1)
+    run = _scopebot("run", "--config", str(config), stdin=readme_script(), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+
+    # The flag was acknowledged to the reporter only, and a second flag by the same person did nothing.
+    assert out.count("(only bob sees) scopebot: Thanks, your report was sent") == 1
+    # The router posted exactly one card, updated in place after carol's flag, with the evidence.
+    assert out.count("Case #1: Message reported in #general [open]") == 1
+    assert "Reporters: 2" in out and "| Anyone want cheap essays? DM me." in out
+    # A member may not act; the moderator's button removed the message and closed the card.
+    assert "(only eve sees) scopebot: Only moderators can act on review cards." in out
+    assert "[1] (deleted)" in out
+    assert "[resolved: remove by mod]" in out
+
+    audit = _scopebot("audit", "--json", "--config", str(config), cwd=tmp_path)
+    assert audit.returncode == 0, audit.stderr
+    log = json.loads(audit.stdout)
+    assert [(e["action"], e["who"]["id"]) for e in log] == [
+        ("report.filed", "bob"),
+        ("report.filed", "carol"),
+        ("case.routed", "scopebot"),
+        ("case.remove", "mod"),
+    ]
+    assert all(e["case_id"] == 1 and e["at"] for e in log)
+    assert log[0]["at"] <= log[2]["at"] <= log[3]["at"]
