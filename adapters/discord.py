@@ -71,6 +71,8 @@ API_URL_ENV = "DISCORD_API_URL"
 GATEWAY_URL_ENV = "DISCORD_GATEWAY_URL"
 #: Seconds in-flight events get to finish at shutdown while the REST session is still open.
 STOP_GRACE = 10.0
+#: Seconds one REST call may take, rate-limit waits included (discord.py waits up to 60 s for those).
+REST_TIMEOUT = 90.0
 #: Recent reviewer-channel messages searched for a card whose post was interrupted.
 CARD_SEARCH_DEPTH = 100
 #: Private replies longer than one message are sent as at most this many.
@@ -115,8 +117,10 @@ class DiscordAdapter(Handlers):
         guild_ready_timeout: float = 2.0,
         sync_commands: bool = True,
         stop_grace: float = STOP_GRACE,
+        rest_timeout: float = REST_TIMEOUT,
     ) -> None:
         self._token = token
+        self._rest_timeout = rest_timeout
         self._api_url = api_url
         self._gateway_url = gateway_url
         self._guild_ready_timeout = guild_ready_timeout
@@ -273,7 +277,11 @@ class DiscordAdapter(Handlers):
 
     async def _api(self, action: str, call: Awaitable[T]) -> T:
         try:
-            return await call
+            return await asyncio.wait_for(call, self._rest_timeout)
+        except TimeoutError:
+            raise PlatformError(
+                f"Discord did not answer within {self._rest_timeout:.0f} s: could not {action}", retryable=True
+            ) from None
         except NETWORK_ERRORS as e:
             error = platform_error(e, action)
             log.debug("discord: %s", error)

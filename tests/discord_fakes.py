@@ -93,6 +93,7 @@ class FakeDiscord:
         self.messages: dict[int, Json] = {}
         self.members: dict[str, Json] = {uid: member(u, ROLES[uid]) for uid, u in _users().items()}
         self.failures: list[Failure] = []
+        self.stalls: list[tuple[str, re.Pattern[str], float]] = []
         self.identifies: list[Json] = []
         self.heartbeats = 0
         self.sockets: list[web.WebSocketResponse] = []
@@ -114,9 +115,7 @@ class FakeDiscord:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = self._runner.addresses[0][1]
 
     async def close(self) -> None:
         """Close every websocket and stop listening."""
@@ -155,6 +154,10 @@ class FakeDiscord:
             body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": False}
             headers = {"Via": "1.1 google", "Retry-After": str(retry_after)}
         self.failures.append(Failure(method, re.compile(path), status, times, body, headers))
+
+    def stall(self, method: str, path: str, seconds: float) -> None:
+        """Make the next matching request hang for `seconds` before it is served."""
+        self.stalls.append((method, re.compile(path), seconds))
 
     async def wait_for(self, check: Callable[[], Any], seconds: float = 20.0) -> Any:
         """Wait until `check()` returns something truthy (re-checked after each request) and return it."""
@@ -379,6 +382,12 @@ class FakeDiscord:
         }
         if message is not None:
             payload["message"] = message
+        if channel_id == self.dm_channel_id:  # a direct message with the bot: no guild, a user, not a member
+            for key in ("guild_id", "guild_locale", "member"):
+                del payload[key]
+            payload["user"] = who
+            payload["channel"] = {"id": str(channel_id), "type": 1, "recipients": [who]}
+            payload["context"] = 1
         return payload
 
     async def press(self, who: Json, card: Json, action: str) -> Json:
@@ -426,6 +435,10 @@ class FakeDiscord:
             await self._notify()
 
     async def _answer(self, request: web.Request, call: Call) -> web.Response:
+        for stall in list(self.stalls):
+            if stall[0] == call.method and stall[1].fullmatch(call.path):
+                self.stalls.remove(stall)
+                await asyncio.sleep(stall[2])
         for f in self.failures:
             if f.times > 0 and f.method == call.method and f.path.fullmatch(call.path):
                 f.times -= 1
@@ -436,7 +449,8 @@ class FakeDiscord:
         for method, pattern, handler in self._routes():
             m = re.fullmatch(pattern, call.path)
             if m and method == call.method:
-                return await handler(call, *m.groups())
+                response: web.Response = await handler(call, *m.groups())
+                return response
         return _json({"message": "404: Not Found", "code": 0}, 404)
 
     def _routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
@@ -535,8 +549,8 @@ class FakeDiscord:
         return web.Response(status=204)
 
     async def _dm(self, call: Call) -> web.Response:
-        rid = (call.body or {}).get("recipient_id")
-        recipient = next((m["user"] for m in self.members.values() if m["user"]["id"] == str(rid)), user(int(rid), "x"))
+        rid = str((call.body or {}).get("recipient_id"))
+        recipient = next((m["user"] for m in self.members.values() if m["user"]["id"] == rid), user(int(rid), "x"))
         return _json({"id": str(self.dm_channel_id), "type": 1, "recipients": [recipient], "last_message_id": None})
 
     async def _member(self, call: Call, guild_id: str, user_id: str) -> web.Response:

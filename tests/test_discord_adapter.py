@@ -32,6 +32,7 @@ from bot.events import (
     Reply,
     ReviewCard,
 )
+from bot.replier import StreamingReply
 from tests.discord_fakes import (
     ADMISSIONS,
     ALICE,
@@ -302,6 +303,39 @@ async def test_missing_permissions_and_bad_channel_ids_are_clear_errors(fake: Fa
     assert e.value.status == 403 and not e.value.retryable
     with pytest.raises(PlatformError, match="Copy ID"):
         await bot.adapter.send(OutboundMessage(Place("discord", str(GUILD_ID), "reviewers"), "x"))
+    fake.fail("POST", rf"/channels/{ADMISSIONS}/messages", 404, code=10003)  # the channel was deleted
+    with pytest.raises(PlatformError, match="no longer exists") as gone:
+        await bot.adapter.send(OutboundMessage(Place("discord", str(GUILD_ID), str(ADMISSIONS)), "x"))
+    assert gone.value.status == 404 and not gone.value.retryable
+
+
+async def test_a_rest_call_that_hangs_times_out_as_a_retryable_error(fake: FakeDiscord) -> None:
+    b = Bot(make_adapter(fake, sync_commands=False, rest_timeout=0.5))
+    await b.adapter.start(b.sink)
+    try:
+        fake.stall("POST", rf"/channels/{GENERAL}/messages", 3.0)
+        with pytest.raises(PlatformError, match="did not answer within") as e:
+            await b.adapter.send(OutboundMessage(GENERAL_PLACE, "x"))
+        assert e.value.retryable
+        ref = await b.adapter.send(OutboundMessage(GENERAL_PLACE, "the next call works"))
+        assert fake.messages[int(ref.message_id)]["content"] == "the next call works"
+    finally:
+        await b.adapter.stop()
+
+
+async def test_long_answers_stream_by_edits_and_split_at_2000_characters(fake: FakeDiscord, bot: Bot) -> None:
+    question = MessageRef(GENERAL_PLACE, "4321")
+    reply = StreamingReply(bot.adapter, OutboundMessage(GENERAL_PLACE, "", reply_to=question))
+    assert reply.streaming and bot.adapter.limits.edit_interval == 1.0
+    await reply.update("The first words")
+    await reply.update("The first words and more")
+    text = " ".join(f"word{i}" for i in range(900))  # about 7,000 characters
+    refs = await reply.finish(text)
+    posts = [fake.messages[int(r.message_id)] for r in refs]
+    assert len(posts) == 4 and all(len(p["content"]) <= 2000 for p in posts)
+    assert " ".join(p["content"] for p in posts) == text
+    assert all(p["message_reference"]["message_id"] == 4321 for p in posts)
+    assert fake.calls_to("PATCH", rf"/channels/{GENERAL}/messages/{refs[0].message_id}")  # the first part grew by edits
 
 
 def review_card(case_id: int = 41, **kw: Any) -> ReviewCard:
@@ -419,6 +453,20 @@ async def test_slash_commands_reply_privately_or_clear_their_note(fake: FakeDisc
     event = await bot.next_event(CommandInvoked)
     assert event.text == "case 41 dismiss spam"
     await fake.wait_for(lambda: fake.calls_to("DELETE", rf"/webhooks/{APP_ID}/{ask['token']}/messages/@original"))
+
+
+async def test_slash_commands_work_in_direct_messages(fake: FakeDiscord, bot: Bot) -> None:
+    async def answer(event: Event) -> None:
+        if isinstance(event, CommandInvoked):
+            await bot.adapter.reply_privately(Reply(event.place, event.actor.user_id, "Commands: …"))
+
+    bot.react = answer
+    invoked = await fake.command(ALICE, "help", channel_id=fake.dm_channel_id)
+    event: CommandInvoked = await bot.next_event(CommandInvoked)
+    assert event.place == Place("discord", "@me", str(fake.dm_channel_id), None, is_direct=True)
+    assert event.actor.user_id == ALICE["id"] and event.actor.roles == ()
+    [reply] = fake.calls_to("POST", rf"/webhooks/{APP_ID}/{invoked['token']}")
+    assert reply.body["content"] == "Commands: …"
 
 
 async def test_private_replies_outside_interactions_go_by_dm(fake: FakeDiscord, bot: Bot) -> None:
