@@ -34,13 +34,16 @@ from adapters.discord_edge import (
     MAX_MESSAGE_CHARS,
     PLATFORM,
     Rejected,
+    ReviewerPings,
     actor_of,
+    allowed_mentions,
     card_buttons,
     card_embed,
     fit,
     is_card_for,
     platform_error,
     reference_to,
+    reviewer_pings,
     snowflake,
     timeout_until,
     to_card_action,
@@ -118,8 +121,10 @@ class DiscordAdapter(Handlers):
         sync_commands: bool = True,
         stop_grace: float = STOP_GRACE,
         rest_timeout: float = REST_TIMEOUT,
+        pings: ReviewerPings | None = None,
     ) -> None:
         self._token = token
+        self._pings = pings or ReviewerPings()
         self._rest_timeout = rest_timeout
         self._api_url = api_url
         self._gateway_url = gateway_url
@@ -133,8 +138,8 @@ class DiscordAdapter(Handlers):
         self._stopping = False
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], config: Config) -> DiscordAdapter:
-        """The adapter for `DISCORD_TOKEN` (and the optional URL overrides) in `env`; `config` needs nothing here."""
+    def from_env(cls, env: Mapping[str, str], config: Config, *, guild_ready_timeout: float = 2.0) -> DiscordAdapter:
+        """The adapter for `DISCORD_TOKEN` (and the optional URL overrides) in `env`."""
         token = env.get(TOKEN_ENV, "").strip()
         if not token:
             raise CredentialsError(f"{TOKEN_ENV} is not set: copy the bot token from the Discord developer portal")
@@ -144,6 +149,8 @@ class DiscordAdapter(Handlers):
             token=token,
             api_url=_url(env, API_URL_ENV, ("http://", "https://")),
             gateway_url=_url(env, GATEWAY_URL_ENV, ("ws://", "wss://")),
+            pings=reviewer_pings(config),
+            guild_ready_timeout=guild_ready_timeout,
         )
 
     # Lifecycle -----------------------------------------------------------------------------------
@@ -295,7 +302,7 @@ class DiscordAdapter(Handlers):
             channel.send(
                 fit(message.text, MAX_MESSAGE_CHARS) or "…",
                 reference=reference_to(message.reply_to),  # type: ignore[arg-type]
-                allowed_mentions=ANSWER_MENTIONS,
+                allowed_mentions=allowed_mentions(message.place, self._pings),
             ),
         )
         return MessageRef(message.place, str(sent.id))

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import discord
 
+from bot.config import Config
 from bot.events import (
     FLAG,
     Actor,
@@ -225,6 +226,41 @@ def reference_to(ref: MessageRef | None) -> discord.MessageReference | None:
 ANSWER_MENTIONS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=True)
 #: A card's `mention` may ping the moderators' role or users, never @everyone.
 CARD_MENTIONS = discord.AllowedMentions(everyone=False, users=True, roles=True, replied_user=False)
+_ROLE_MENTION = re.compile(r"<@&([0-9]{1,20})>")
+_USER_MENTION = re.compile(r"<@!?([0-9]{1,20})>")
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewerPings:
+    """The reviewer channels, and whom the configured escalation mention may ping there."""
+
+    channels: frozenset[str] = frozenset()
+    roles: tuple[int, ...] = ()
+    users: tuple[int, ...] = ()
+
+
+def reviewer_pings(config: Config) -> ReviewerPings:
+    """Reviewer channels and escalation mention for Discord, from `[moderation]` and the scopes."""
+    mod = config.moderation
+    found = [mod.reviewer_channels.get(PLATFORM), *(s.reviewer_channels.get(PLATFORM) for s in config.scopes)]
+    mention = mod.escalation_mentions.get(PLATFORM, "")
+    return ReviewerPings(
+        channels=frozenset(c for c in found if c),
+        roles=tuple(int(r) for r in _ROLE_MENTION.findall(mention)),
+        users=tuple(int(u) for u in _USER_MENTION.findall(mention)),
+    )
+
+
+def allowed_mentions(place: Place, pings: ReviewerPings) -> discord.AllowedMentions:
+    """Plain posts ping nobody but the person answered; in reviewer channels the escalation mention works."""
+    if place.channel not in pings.channels:
+        return ANSWER_MENTIONS
+    return discord.AllowedMentions(
+        everyone=False,
+        users=[discord.Object(u) for u in pings.users],
+        roles=[discord.Object(r) for r in pings.roles],
+        replied_user=False,
+    )
 
 
 def fit(text: str, limit: int) -> str:

@@ -28,7 +28,6 @@ from tests.discord_fakes import (
     MOD_ROLE,
     OTHER_BOT,
     REVIEWERS,
-    TOKEN,
     FakeDiscord,
     Json,
 )
@@ -48,6 +47,7 @@ def discord_config(write_config: Callable[..., Path], *, model: Path, db_url: st
         ),
         'console = ["mod"]': f'console = ["mod"]\ndiscord_roles = ["{MOD_ROLE}"]',
         'channels = ["admissions"]': f'channels = ["admissions", "discord:{ADMISSIONS}"]',
+        "router_interval_seconds = 1": f'router_interval_seconds = 1\nescalation_mentions = {{ discord = "<@&{MOD_ROLE}>" }}',
     }
     for old, new in edits.items():
         assert old in text, f"tests/conftest.py BASE_TOML changed: {old!r} is gone"
@@ -70,8 +70,9 @@ async def fake() -> AsyncIterator[FakeDiscord]:
 @asynccontextmanager
 async def running(config_path: Path, fake: FakeDiscord) -> AsyncIterator[tuple[App, DiscordAdapter]]:
     """The whole bot (as `scopebot run` builds it) with the Discord adapter pointed at the fake."""
-    adapter = DiscordAdapter(token=TOKEN, api_url=fake.api_url, gateway_url=fake.gateway_url, guild_ready_timeout=0.05)
-    app = build_app(load_config(config_path), platforms=[adapter])
+    config = load_config(config_path)
+    adapter = DiscordAdapter.from_env(fake.env(), config, guild_ready_timeout=0.05)
+    app = build_app(config, platforms=[adapter])
     try:
         await app.start()
         yield app, adapter
@@ -288,3 +289,30 @@ async def test_a_moderator_adds_a_phrase_to_the_word_list_through_the_card_modal
     added = [e for e in log if e.action.endswith("add_word")]
     assert added and added[-1].actor_id == BOB_MOD["id"] and "cheap essays" in str(added[-1].detail)
     assert blocked.verdict == "block"
+
+
+async def test_escalation_pings_the_moderator_role_in_the_reviewer_channel_only(
+    write_config: Callable[..., Path], tiny_gguf: Path, fake: FakeDiscord
+) -> None:
+    async with running(discord_config(write_config, model=tiny_gguf), fake) as (_app, _adapter):
+        odd = await fake.say(ALICE, f"<@&{MOD_ROLE}> look at this", channel_id=GENERAL)
+        await fake.react(BOB_MOD, odd)
+        [card] = await fake.wait_for(lambda: cards(fake), seconds=30)
+        pressed = await fake.press(BOB_MOD, card, "escalate")
+        await fake.wait_for(lambda: private_replies(fake, pressed), seconds=30)
+        pings = await fake.wait_for(
+            lambda: [m for m in fake.bot_posts(REVIEWERS) if m["content"].startswith(f"<@&{MOD_ROLE}> case #")],
+            seconds=30,
+        )
+        # A question quoting the role mention is answered without pinging the role.
+        q = await fake.say(ALICE, f"<@&{MOD_ROLE}> how much is tuition?", mention_bot=True)
+        await fake.wait_for(lambda: replies(fake, q), seconds=60)
+    [ping] = pings
+    assert ping["message_reference"]["message_id"] == int(card["id"])  # in the card's thread of replies
+    [ping_call] = [
+        c for c in fake.calls_to("POST", rf"/channels/{REVIEWERS}/messages") if c.body["content"] == ping["content"]
+    ]
+    assert ping_call.body["allowed_mentions"]["roles"] == [MOD_ROLE]
+    assert "everyone" not in ping_call.body["allowed_mentions"]["parse"]
+    answer_calls = fake.calls_to("POST", rf"/channels/{GENERAL}/messages")
+    assert answer_calls and all(c.body["allowed_mentions"] == {"parse": [], "replied_user": True} for c in answer_calls)

@@ -15,11 +15,14 @@ from discord.state import ConnectionState
 
 from adapters.discord_client import INTENTS
 from adapters.discord_edge import (
+    ANSWER_MENTIONS,
     DIRECT,
     INVITE_PERMISSIONS,
     MAX_TIMEOUT,
     Rejected,
+    ReviewerPings,
     actor_of,
+    allowed_mentions,
     canonical_emoji,
     card_buttons,
     card_custom_id,
@@ -29,6 +32,7 @@ from adapters.discord_edge import (
     parse_custom_id,
     platform_error,
     reference_to,
+    reviewer_pings,
     snowflake,
     strip_mentions,
     timeout_until,
@@ -36,6 +40,7 @@ from adapters.discord_edge import (
     to_reaction,
 )
 from adapters.discord_screen import gateway_problem
+from bot.config import Config
 from bot.events import FLAG, CardButton, MessageRef, Place, PlatformError, ReviewCard
 from tests.discord_fakes import (
     ADMISSIONS,
@@ -328,3 +333,15 @@ def test_the_readme_invite_asks_for_exactly_the_permissions_the_bot_uses() -> No
         "manage_messages",
         "moderate_members",
     }
+
+
+def test_only_the_configured_escalation_mention_pings_and_only_in_reviewer_channels(config: Config) -> None:
+    moderation = config.moderation.model_copy(
+        update={"reviewer_channels": {"discord": "55"}, "escalation_mentions": {"discord": "<@&7> <@8> @everyone"}}
+    )
+    pings = reviewer_pings(config.model_copy(update={"moderation": moderation}))
+    assert pings == ReviewerPings(frozenset({"55"}), (7,), (8,))
+    there = allowed_mentions(Place("discord", "1", "55"), pings).to_dict()
+    assert there == {"parse": [], "roles": [7], "users": [8]}  # no @everyone, no reply ping
+    assert allowed_mentions(Place("discord", "1", "56"), pings) is ANSWER_MENTIONS
+    assert ANSWER_MENTIONS.to_dict() == {"parse": [], "replied_user": True}
