@@ -271,7 +271,8 @@ class SlackAdapter:
 
     async def send(self, message: OutboundMessage) -> MessageRef:
         """chat.postMessage, in the thread of `reply_to` when given."""
-        args = edge.post_args(message)
+        trusted = message.place.channel in self.settings.reviewer_channels
+        args = edge.post_args(message, ping=self.settings.escalation_mention if trusted else "")
         resp = await self._call(
             "chat.postMessage", f"channel {message.place.channel}", self.client.chat_postMessage(**args)
         )

@@ -339,11 +339,18 @@ def thread_of(ref: MessageRef) -> str:
     return ref.place.thread or ref.message_id
 
 
-def post_args(message: OutboundMessage) -> dict[str, Any]:
-    """`chat.postMessage` arguments for an outbound message (a thread reply when `reply_to` is set)."""
+def post_args(message: OutboundMessage, *, ping: str = "") -> dict[str, Any]:
+    """`chat.postMessage` arguments for an outbound message (a thread reply when `reply_to` is set).
+
+    Everything is escaped, except a leading `ping` (the operator's escalation mention, trusted only in
+    reviewer channels by the caller), which becomes a real mention.
+    """
+    text = message_text(message.text)
+    if ping and message.text.startswith(ping):
+        text = mention_markup(ping) + escape(message.text[len(ping) :])
     args: dict[str, Any] = {
         "channel": message.place.channel,
-        "text": message_text(message.text),
+        "text": text,
         "unfurl_links": False,
         "unfurl_media": False,
     }

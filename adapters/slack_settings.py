@@ -36,6 +36,10 @@ class SlackSettings:
     port: int = DEFAULT_PORT
     #: User group ids whose members are moderators (`moderation.moderators.slack_usergroups`).
     moderator_groups: tuple[str, ...] = ()
+    #: Reviewer channel ids, where the escalation mention may really ping (it is escaped everywhere else).
+    reviewer_channels: frozenset[str] = frozenset()
+    #: `moderation.escalation_mentions.slack`: a user group `S…`, a user `U…`, or Slack markup.
+    escalation_mention: str = ""
 
     @property
     def mode(self) -> Literal["socket", "http"]:
@@ -84,4 +88,14 @@ def settings_from_env(env: Mapping[str, str], config: Config) -> SlackSettings:
         host=env.get(HOST_ENV, "").strip() or DEFAULT_HOST,
         port=int(raw_port),
         moderator_groups=tuple(moderators.slack_usergroups),
+        reviewer_channels=reviewer_channels(config),
+        escalation_mention=config.moderation.escalation_mentions.get("slack", ""),
+    )
+
+
+def reviewer_channels(config: Config) -> frozenset[str]:
+    """Every Slack reviewer channel the configuration names (`slack` and `slack:TEAM` keys, scopes too)."""
+    tables = [config.moderation.reviewer_channels, *(s.reviewer_channels for s in config.scopes)]
+    return frozenset(
+        channel for table in tables for key, channel in table.items() if key == "slack" or key.startswith("slack:")
     )

@@ -274,3 +274,14 @@ def test_cards_are_recognised_by_case_and_author() -> None:
     assert not edge.is_card_for(mine, 77, bot_id=BOT_ID, bot_user_id=BOT_USER)
     assert not edge.is_card_for(mine | {"bot_id": "BOTHER"}, 7, bot_id=BOT_ID, bot_user_id=BOT_USER)
     assert not edge.is_card_for({"ts": "1.1", "user": BOT_USER, "text": "x"}, 7, bot_id=BOT_ID, bot_user_id=BOT_USER)
+
+
+def test_only_a_leading_trusted_ping_becomes_a_mention() -> None:
+    place = Place("slack", TEAM, "CREV")
+    ping = edge.post_args(OutboundMessage(place, "S0MODS case #3 needs a moderator <now>."), ping="S0MODS")
+    assert ping["text"] == "<!subteam^S0MODS> case #3 needs a moderator &lt;now&gt;."
+    raw = edge.post_args(OutboundMessage(place, "<!subteam^S0MODS> case #3"), ping="<!subteam^S0MODS>")
+    assert raw["text"] == "<!subteam^S0MODS> case #3"
+    inside = edge.post_args(OutboundMessage(place, "see <!subteam^S0MODS>"), ping="<!subteam^S0MODS>")
+    assert inside["text"] == "see &lt;!subteam^S0MODS&gt;"
+    assert edge.post_args(OutboundMessage(place, "<!subteam^S0MODS> hi"))["text"].startswith("&lt;!subteam")

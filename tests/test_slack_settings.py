@@ -23,8 +23,15 @@ APP = "xapp-1-A1-s3cr3tapp"
 
 @pytest.fixture
 def cfg(config: Config) -> Config:
-    moderation = config.moderation.model_copy(update={"moderators": ModeratorsConfig(slack_usergroups=["S0MODS"])})
-    return config.model_copy(update={"moderation": moderation})
+    moderation = config.moderation.model_copy(
+        update={
+            "moderators": ModeratorsConfig(slack_usergroups=["S0MODS"]),
+            "reviewer_channels": {"console": "reviewers", "slack": "CREV", "slack:T2": "CREV2", "discord": "1"},
+            "escalation_mentions": {"slack": "S0MODS", "discord": "<@&1>"},
+        }
+    )
+    scopes = [config.scopes[0].model_copy(update={"reviewer_channels": {"slack": "CCOLLEGE"}})]
+    return config.model_copy(update={"moderation": moderation, "scopes": scopes})
 
 
 def test_app_token_selects_socket_mode_and_signing_secret_http(cfg: Config) -> None:
@@ -34,6 +41,7 @@ def test_app_token_selects_socket_mode_and_signing_secret_http(cfg: Config) -> N
     assert (http.mode, http.port, http.host) == ("http", 8080, "0.0.0.0")
     assert settings_from_env({"SLACK_BOT_TOKEN": BOT, "SLACK_SIGNING_SECRET": "s"}, cfg).port == 3000
     assert http.moderator_groups == ("S0MODS",)
+    assert http.reviewer_channels == {"CREV", "CREV2", "CCOLLEGE"} and http.escalation_mention == "S0MODS"
     assert BOT not in repr(http) and "s3cr3t" not in repr(socket)
 
 

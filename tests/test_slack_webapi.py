@@ -30,7 +30,9 @@ REVIEW = Place("slack", TEAM, "CREV")
 async def served() -> AsyncIterator[Served]:
     async with FakeSlack(usergroups={"S0MODS": ["UMOD1", "UMOD2"]}) as slack:
         slack.messages["CREV"] = {}
-        settings = http_settings(slack, moderator_groups=("S0MODS",))
+        settings = http_settings(
+            slack, moderator_groups=("S0MODS",), reviewer_channels=frozenset({"CREV"}), escalation_mention="S0MODS"
+        )
         async with serve_http(slack, adapter=SlackAdapter(settings)) as s:
             yield s
 
@@ -195,3 +197,14 @@ async def test_a_posted_card_can_be_found_again_by_its_case(served: Served) -> N
     assert await a.find_review_card(REVIEW, 3) == resolved
     assert await a.find_review_card(REVIEW, 5) is None
     assert await a.find_review_card(Place("slack", TEAM, "CNOWHERE"), 3) is None
+
+
+async def test_escalation_ping_is_a_real_mention_only_in_reviewer_channels(served: Served) -> None:
+    a, slack = served.adapter, served.slack
+    card_ref = await a.post_review_card(card(8, urgent=True, mention="S0MODS"))
+    await a.send(OutboundMessage(REVIEW, "S0MODS case #8 needs a moderator (5 reporters).", reply_to=card_ref))
+    ping = slack.calls_to("chat.postMessage")[-1]
+    assert ping["text"].startswith("<!subteam^S0MODS> case #8") and ping["thread_ts"] == card_ref.message_id
+    assert slack.calls_to("chat.postMessage")[-2]["blocks"][0]["text"]["text"] == "<!subteam^S0MODS>"
+    await a.send(OutboundMessage(GENERAL, "S0MODS look"))
+    assert slack.calls_to("chat.postMessage")[-1]["text"] == "S0MODS look"
