@@ -163,9 +163,8 @@ class SlackAdapter:
             request_verification_enabled=http,
             process_before_response=False,
         )
-        app.event("app_mention")(self._on_event)
-        app.event("message")(self._on_event)
-        app.event("reaction_added")(self._on_event)
+        for event_type in edge.EVENT_TYPES:
+            app.event(event_type)(self._on_event)
         # Everything else subscribed (edits, joins, …) is acknowledged, so Slack does not redeliver it.
         app.event(re.compile(".*"))(self._on_other)
         app.command(edge.COMMAND)(self._on_command)

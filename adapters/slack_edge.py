@@ -31,6 +31,8 @@ from bot.events import (
 
 PLATFORM = "slack"
 COMMAND = "/scopebot"
+#: Event types the adapter turns into core events (the manifest subscribes to each; `message` as message.*).
+EVENT_TYPES = ("app_mention", "message", "reaction_added")
 #: Prefix of every button `action_id` on a review card: `scopebot:case:<id>:<action>`.
 ACTION_PREFIX = "scopebot:case:"
 #: `block_id` prefix of the card's optional note field, read back from `state.values` on a press.
