@@ -142,6 +142,21 @@ async def test_connects_with_the_needed_intents_and_registers_the_command(fake: 
     assert fake.api_url == Route.BASE
 
 
+async def test_the_token_never_reaches_the_logs(fake: FakeDiscord, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    b = Bot(make_adapter(fake))
+    await b.adapter.start(b.sink)
+    try:
+        await fake.say(ALICE, "hello", mention_bot=True)
+        await b.next_event(InboundMessage)
+        await b.adapter.send(OutboundMessage(GENERAL_PLACE, "hi"))
+    finally:
+        await b.adapter.stop()
+    assert fake.identifies[0]["token"] == TOKEN  # it was used …
+    assert "discord: connected as scopebot" in caplog.text
+    assert TOKEN not in caplog.text  # … and never logged, even at DEBUG
+
+
 async def test_endpoints_are_restored_after_stop(fake: FakeDiscord) -> None:
     adapter = make_adapter(fake)
     await adapter.start(Bot(adapter).sink)
