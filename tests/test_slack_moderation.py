@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ import pytest
 from adapters.slack import SlackAdapter
 from bot.app import App, build_app
 from bot.config import load_config
+from bot.events import Actor, Place
 from moderation.actions import REFUSAL
 from moderation.audit import entries
 from tests.slack_fakes import (
@@ -160,3 +164,61 @@ async def test_flag_card_buttons_and_restart(write_config: Callable[..., Path], 
     assert len([c for c in slack.calls_to("chat.postMessage") if c["channel"] == REVIEWERS]) == 1
     [audit_reply] = [h for h in slack.hooks if h["hook"] == "audit"]
     assert "retract" in audit_reply["text"] and audit_reply["response_type"] == "ephemeral"
+
+
+async def test_member_message_timeout_mutes_and_remove_explains_slack_limits(
+    write_config: Callable[..., Path], tiny_gguf: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.dispatcher")
+    config = moderated_config(write_config(model=tiny_gguf))
+    async with FakeSlack() as slack, aiohttp.ClientSession() as http:
+        slack.messages[REVIEWERS] = {}
+        async with running(config, slack) as (app, url):
+            rude = slack.add_message("CGENERAL", "UAUTH", "buy cheap essays, DM me")
+            event = reaction("triangular_flag_on_post", user="UREP1", channel="CGENERAL", ts=rude, item_user="UAUTH")
+            await signed_post(http, url, json.dumps(event_body(event)))
+            [card] = await slack.wait_for(lambda: cards(slack), what="the review card")
+            assert "buy cheap essays" in json.dumps(card["blocks"])
+
+            # Slack has no member timeouts: the bot itself stops answering the author.
+            await press(http, url, card, "timeout", user=MODERATOR, note="2h")
+            author, place = Actor("slack", "UAUTH"), Place("slack", "T0TEAM", "CGENERAL")
+            await wait_until(lambda: app.moderation.service.is_muted(author, place), what="the mute")  # type: ignore[union-attr]
+            assert await slack.wait_for(
+                lambda: [c for c in slack.calls_to("chat.postEphemeral") if c["user"] == MODERATOR],
+                what="the moderator's private confirmation",
+            )
+            q = slack.add_message("CGENERAL", "UAUTH", f"<@{BOT_USER}> How much is tuition?")
+            await signed_post(http, url, json.dumps(event_body(mention("How much is tuition?", user="UAUTH", ts=q))))
+            await slack.wait_for(
+                lambda: any("not answering UAUTH" in r.getMessage() for r in caplog.records), what="not answering"
+            )
+            assert not [m for m in slack.bot_messages("CGENERAL") if m.get("thread_ts") == q]
+
+            # A bot token cannot delete a member's message: the failure says why and the case reopens.
+            await press(http, url, cards(slack)[0], "remove", user=MODERATOR)
+
+            async def failed() -> list[str]:
+                async with app.sessions() as session:
+                    return [e.note for e in await entries(session) if e.action == "case.remove.failed"]
+
+            [note] = await wait_until(failed, what="the failed removal")
+            assert "only its own messages" in note
+            await wait_until(lambda: _has(app, "case.reopened"), what="the case reopened")
+            assert slack.message("CGENERAL", rude) is not None
+
+
+async def _has(app: App, action: str) -> bool:
+    async with app.sessions() as session:
+        return any(e.action == action for e in await entries(session))
+
+
+async def wait_until(check: Callable[[], Awaitable[Any]], *, what: str, within: float = 30.0) -> Any:
+    """Poll an async check until it returns something truthy."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
