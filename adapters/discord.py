@@ -41,6 +41,7 @@ from adapters.discord_edge import (
     card_embed,
     fit,
     is_card_for,
+    is_chat,
     platform_error,
     reference_to,
     reviewer_pings,
@@ -210,9 +211,11 @@ class DiscordAdapter(Handlers):
         return [role.id] if role is not None else []
 
     async def on_message(self, message: discord.Message) -> None:
-        """Members' messages become `InboundMessage`s; the bot's own are ignored."""
+        """Members' messages become `InboundMessage`s; the bot's own and system notices are ignored."""
         client = self._client
         if client is None or client.user is None or message.author.id == client.user.id:
+            return
+        if not is_chat(message):
             return
         try:
             event = to_inbound(message, bot_user_id=client.user.id, bot_role_ids=self._bot_role_ids(message.guild))

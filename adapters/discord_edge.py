@@ -119,6 +119,11 @@ def strip_mentions(text: str, ids: Iterable[int]) -> str:
     return re.sub(r"[ \t]+", " ", cleaned).strip()
 
 
+def is_chat(message: discord.Message) -> bool:
+    """Whether a message is something someone said (not a join or pin notice, not an image without text)."""
+    return message.type in (discord.MessageType.default, discord.MessageType.reply) and bool(message.content.strip())
+
+
 def to_inbound(message: discord.Message, *, bot_user_id: int, bot_role_ids: Iterable[int] = ()) -> InboundMessage:
     """A posted message as the core sees it; the bot's own mention is removed from the text."""
     role_ids = set(bot_role_ids)

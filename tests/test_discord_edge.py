@@ -29,6 +29,7 @@ from adapters.discord_edge import (
     card_embed,
     command_text,
     invite_url,
+    is_chat,
     parse_custom_id,
     platform_error,
     reference_to,
@@ -171,6 +172,13 @@ async def test_plain_messages_dms_and_role_mentions(fake: FakeDiscord, state: Co
     role = gateway_message(fake, ALICE, f"<@&{BOT_ROLE}> tuition?", mention_roles=[str(BOT_ROLE)])
     by_role = to_inbound(message(state, role), bot_user_id=BOT_ID, bot_role_ids=[BOT_ROLE])
     assert by_role.mentions_bot and by_role.text == "tuition?"
+
+
+async def test_only_chat_messages_with_text_count(fake: FakeDiscord, state: ConnectionState[Any]) -> None:
+    assert is_chat(message(state, gateway_message(fake, ALICE, "a question")))
+    assert is_chat(message(state, gateway_message(fake, ALICE, "a reply", type=19)))
+    assert not is_chat(message(state, gateway_message(fake, ALICE, "", type=7)))  # "alice joined the server"
+    assert not is_chat(message(state, gateway_message(fake, ALICE, "  ")))  # an image without text
 
 
 def test_strip_mentions_only_removes_the_given_ids() -> None:
