@@ -10,8 +10,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -24,8 +22,11 @@ from adapters.discord_client import (
     Handlers,
     Interaction,
     ScopeClient,
+    acknowledge,
     card_view,
+    handling,
     override_endpoints,
+    pending_for,
 )
 from adapters.discord_edge import (
     ANSWER_MENTIONS,
@@ -83,18 +84,6 @@ CARD_SEARCH_DEPTH = 100
 MAX_PRIVATE_PARTS = 5
 
 T = TypeVar("T")
-
-
-@dataclass(slots=True)
-class _Pending:
-    """The interaction being handled in this task, so private replies can go through it."""
-
-    interaction: Interaction
-    answered: bool = False
-
-
-#: Set while an interaction's event is being handled; private replies to its user become ephemeral.
-_current: ContextVar[_Pending | None] = ContextVar("scopebot_discord_interaction", default=None)
 
 
 def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
@@ -243,8 +232,9 @@ class DiscordAdapter(Handlers):
         except Rejected as e:
             log.warning("discord: rejected button press %s: %s", interaction.id, e)
             return
-        await self._acknowledge(interaction, thinking=False)
-        await self._with_interaction(interaction, event)
+        await acknowledge(interaction, thinking=False)
+        with handling(interaction):
+            await self._deliver(event)
 
     async def on_command(self, interaction: Interaction, text: str) -> None:
         """Acknowledge privately, hand the command to the core, clear the 'thinking' note if unused."""
@@ -253,26 +243,12 @@ class DiscordAdapter(Handlers):
         except Rejected as e:
             log.warning("discord: rejected command %s: %s", interaction.id, e)
             return
-        await self._acknowledge(interaction, thinking=True)
-        pending = await self._with_interaction(interaction, event)
+        await acknowledge(interaction, thinking=True)
+        with handling(interaction) as pending:
+            await self._deliver(event)
         if not pending.answered and interaction.response.is_done():
             with contextlib.suppress(*NETWORK_ERRORS):
                 await interaction.delete_original_response()
-
-    async def _acknowledge(self, interaction: Interaction, *, thinking: bool) -> None:
-        try:
-            await interaction.response.defer(ephemeral=True, thinking=thinking)
-        except NETWORK_ERRORS as e:
-            log.warning("discord: could not acknowledge interaction %s: %s", interaction.id, e)
-
-    async def _with_interaction(self, interaction: Interaction, event: Event) -> _Pending:
-        pending = _Pending(interaction)
-        token = _current.set(pending)
-        try:
-            await self._deliver(event)
-        finally:
-            _current.reset(token)
-        return pending
 
     # Platform protocol ---------------------------------------------------------------------------
 
@@ -384,8 +360,8 @@ class DiscordAdapter(Handlers):
     async def reply_privately(self, reply: Reply) -> None:
         """Ephemeral through the interaction being handled; otherwise a direct message."""
         pieces = split_text(reply.text, MAX_MESSAGE_CHARS)[:MAX_PRIVATE_PARTS]
-        pending = _current.get()
-        if pending is not None and str(pending.interaction.user.id) == reply.user_id:
+        pending = pending_for(reply.user_id)
+        if pending is not None:
             interaction = pending.interaction
             what = f"reply privately to {reply.user_id}"
             for piece in pieces:

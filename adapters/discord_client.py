@@ -7,9 +7,12 @@ translation itself lives in `adapters.discord_edge`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
@@ -169,6 +172,43 @@ class ScopeClient(discord.Client):
     async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
         """An event handler raised: log it once and keep serving."""
         log.exception("discord event %s failed", event_method)
+
+
+@dataclass(slots=True)
+class PendingInteraction:
+    """The interaction whose event is being handled, so private replies to its user can go through it."""
+
+    interaction: Interaction
+    answered: bool = False
+
+
+#: Set while an interaction's event is handled (context variables follow the task and the tasks it starts).
+_current: ContextVar[PendingInteraction | None] = ContextVar("scopebot_discord_interaction", default=None)
+
+
+@contextlib.contextmanager
+def handling(interaction: Interaction) -> Iterator[PendingInteraction]:
+    """Mark `interaction` as the one being handled in this task."""
+    pending = PendingInteraction(interaction)
+    token = _current.set(pending)
+    try:
+        yield pending
+    finally:
+        _current.reset(token)
+
+
+def pending_for(user_id: str) -> PendingInteraction | None:
+    """The interaction being handled, if `user_id` started it."""
+    pending = _current.get()
+    return pending if pending is not None and str(pending.interaction.user.id) == user_id else None
+
+
+async def acknowledge(interaction: Interaction, *, thinking: bool) -> None:
+    """Answer within Discord's 3 seconds: privately 'thinking…' for commands, silently for buttons."""
+    try:
+        await interaction.response.defer(ephemeral=True, thinking=thinking)
+    except NETWORK_ERRORS as e:
+        log.warning("discord: could not acknowledge interaction %s: %s", interaction.id, e)
 
 
 def override_endpoints(*, api_url: str | None, gateway_url: str | None) -> Callable[[], None]:
