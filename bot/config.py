@@ -108,6 +108,8 @@ class ModerationConfig(_Strict):
     #: `"platform:workspace"` key (`"slack:T0123"`) overrides the platform's channel for one workspace.
     reviewer_channels: dict[str, str] = {"console": "reviewers"}
     router_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    #: Seconds a router pass holds a case while posting its card; a crashed process's cases wait this long.
+    router_lease_seconds: Annotated[float, Field(ge=3, le=3600)] = 60.0
     moderators: ModeratorsConfig = ModeratorsConfig()
     #: Distinct reporters after which a bot answer is hidden at once.
     hide_threshold: Annotated[int, Field(ge=1)] = 2

@@ -28,12 +28,11 @@ from moderation.actions import FAULTS, RESOLVING, parse_duration
 from moderation.answer_refs import answer_place, answer_refs, delete_all, edit_all, question_ref
 from moderation.audit import SYSTEM, audit
 from moderation.models import ActionStatus, Case, CaseAction, CaseState, Mute
-from moderation.store import LEASE_SECONDS, backoff, is_postgres, new_token, rowcount
+from moderation.store import CALL_SHARE_OF_LEASE, backoff, is_postgres, new_token, rowcount
 
 log = logging.getLogger(__name__)
 
 MAX_EFFECT_ATTEMPTS = 5
-EFFECT_TIMEOUT = LEASE_SECONDS / 3
 #: Actions carried out without the case's platform.
 PLATFORM_FREE = ("add_word",)
 
@@ -83,6 +82,7 @@ class EffectRunner:
         self._sessions = sessions
         self._platforms = dict(platforms)
         self._phrases = phrases
+        self._lease = config.moderation.router_lease_seconds
 
     def _runnable(self, now: object) -> sa.ColumnElement[bool]:
         return and_(
@@ -103,7 +103,7 @@ class EffectRunner:
             got = await session.execute(
                 update(CaseAction)
                 .where(col(CaseAction.id) == action_id, self._runnable(now))
-                .values(lease_token=token, lease_until=now + timedelta(seconds=LEASE_SECONDS))
+                .values(lease_token=token, lease_until=now + timedelta(seconds=self._lease))
                 .execution_options(synchronize_session=False)
             )
         if not rowcount(got):
@@ -123,7 +123,7 @@ class EffectRunner:
                 await session.execute(
                     update(CaseAction)
                     .where(col(CaseAction.id).in_(pick.scalar_subquery()), self._runnable(now))
-                    .values(lease_token=token, lease_until=now + timedelta(seconds=LEASE_SECONDS))
+                    .values(lease_token=token, lease_until=now + timedelta(seconds=self._lease))
                     .execution_options(synchronize_session=False)
                 )
                 ids = list(
@@ -146,7 +146,9 @@ class EffectRunner:
             refs = await answer_refs(session, answer) if answer is not None else []
         mute_until = None
         try:
-            mute_until = await asyncio.wait_for(self._effect(row, case, answer, refs), EFFECT_TIMEOUT)
+            mute_until = await asyncio.wait_for(
+                self._effect(row, case, answer, refs), self._lease * CALL_SHARE_OF_LEASE
+            )
         except (PlatformError, OSError, TimeoutError) as e:
             retry = (not isinstance(e, PlatformError) or e.retryable) and row.attempts + 1 < MAX_EFFECT_ATTEMPTS
             return await self._failed(row, case, token, e, retry=retry)

@@ -40,14 +40,12 @@ from moderation.cards import build_card
 from moderation.effects import EffectRunner, done_actions
 from moderation.models import Case, CaseEvidence, CaseState, ModerationNotice
 from moderation.reports import ReportService
-from moderation.store import LEASE_SECONDS, backoff, is_postgres, new_token, reviewer_place, rowcount
+from moderation.store import CALL_SHARE_OF_LEASE, backoff, is_postgres, new_token, reviewer_place, rowcount
 
 log = logging.getLogger(__name__)
 
 #: Cases claimed per database round trip.
 BATCH = 50
-#: Seconds a platform call may take before it counts as failed (its outcome then unknown).
-POST_TIMEOUT = LEASE_SECONDS / 3
 
 
 @runtime_checkable
@@ -90,6 +88,9 @@ class Router:
         self._effects = effects
         self._batch = batch
         self._warned_no_find: set[str] = set()
+        self._lease = config.moderation.router_lease_seconds
+        #: A platform call may take this long before it counts as failed (its outcome then unknown).
+        self._call_timeout = self._lease * CALL_SHARE_OF_LEASE
 
     @property
     def interval(self) -> float:
@@ -133,7 +134,7 @@ class Router:
             got = await session.execute(
                 update(Case)
                 .where(col(Case.id) == case_id, col(Case.platform).in_(list(self._platforms)), self._free(now))
-                .values(lease_token=token, lease_until=now + timedelta(seconds=LEASE_SECONDS))
+                .values(lease_token=token, lease_until=now + timedelta(seconds=self._lease))
             )
         if rowcount(got):
             await self._sync(case_id, token, RouterRun())
@@ -157,7 +158,7 @@ class Router:
             await session.execute(
                 update(Case)
                 .where(col(Case.id).in_(pick.scalar_subquery()), due)
-                .values(lease_token=token, lease_until=now + timedelta(seconds=LEASE_SECONDS))
+                .values(lease_token=token, lease_until=now + timedelta(seconds=self._lease))
                 .execution_options(synchronize_session=False)
             )
             ids = await session.execute(select(Case.id).where(Case.lease_token == token).order_by(col(Case.id)))
@@ -228,7 +229,7 @@ class Router:
                     return True
             mention = self._config.moderation.escalation_mentions.get(case.platform, "")
             card = build_card(case, evidence, place=place, mention=mention, done=done)
-            ref = await asyncio.wait_for(platform.post_review_card(card, existing=existing), POST_TIMEOUT)
+            ref = await asyncio.wait_for(platform.post_review_card(card, existing=existing), self._call_timeout)
         except (PlatformError, OSError, TimeoutError) as e:
             await self._failed(case, token, e, place)
             run.failed += 1
@@ -242,7 +243,7 @@ class Router:
 
     async def _find(self, platform: Platform, place: Place, case_id: int) -> MessageRef | None:
         if isinstance(platform, FindsReviewCards):
-            return await asyncio.wait_for(platform.find_review_card(place, case_id), POST_TIMEOUT)
+            return await asyncio.wait_for(platform.find_review_card(place, case_id), self._call_timeout)
         if platform.name not in self._warned_no_find:
             self._warned_no_find.add(platform.name)
             log.warning(
@@ -324,7 +325,9 @@ class Router:
         if mention:
             text = f"{mention} case #{case.id} needs a moderator ({case.escalation_reason or 'escalated'})."
             try:
-                await asyncio.wait_for(platform.send(OutboundMessage(card.place, text, reply_to=card)), POST_TIMEOUT)
+                await asyncio.wait_for(
+                    platform.send(OutboundMessage(card.place, text, reply_to=card)), self._call_timeout
+                )
             except (PlatformError, OSError, TimeoutError) as e:
                 log.warning("case %s: could not ping the moderators: %s", case.id, e)
                 return False

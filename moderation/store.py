@@ -13,8 +13,8 @@ from bot.config import Config
 from bot.events import Place
 from moderation.models import Case
 
-#: Seconds a router or effect lease lasts; a platform call is cut off well before it runs out.
-LEASE_SECONDS = 60.0
+#: A platform call is cut off at this share of the lease, well before the lease runs out.
+CALL_SHARE_OF_LEASE = 1 / 3
 #: Longest wait between retries of a failed post or effect.
 MAX_BACKOFF_SECONDS = 600.0
 

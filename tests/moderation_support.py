@@ -29,6 +29,7 @@ url = "{db_url}"
 [moderation]
 reviewer_channels = {{ console = "reviewers", memory = "reviewers", recorder = "reviewers" }}
 router_interval_seconds = {interval}
+router_lease_seconds = {lease}
 hide_threshold = {hide_threshold}
 escalate_reporters = {escalate_reporters}
 escalate_after_minutes = {escalate_after_minutes}
@@ -54,6 +55,7 @@ def write_mod_config(
     db_url: str,
     *,
     interval: float = 1.0,
+    lease: float = 60.0,
     hide_threshold: int = 2,
     escalate_reporters: int = 5,
     escalate_after_minutes: float = 60.0,
@@ -64,6 +66,7 @@ def write_mod_config(
     text = MOD_TOML.format(
         db_url=db_url,
         interval=interval,
+        lease=lease,
         hide_threshold=hide_threshold,
         escalate_reporters=escalate_reporters,
         escalate_after_minutes=escalate_after_minutes,
