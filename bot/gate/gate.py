@@ -1,0 +1,252 @@
+"""The scope gate: word lists, harm and jailbreak screens, then the topic classifier.
+
+Order of decision for a question (each step sees the normalizer's views of the text):
+
+1. word lists (global and the scope's) on the question, and on the user's recent turns joined with it;
+2. hand-written harm/jailbreak rules, on the same two texts;
+3. the learned harm/jailbreak screen on the whole question and on each sentence and clause (and on the
+   de-obfuscated text when the normalizer undid a disguise, and on the recent turns joined);
+4. the topic classifier on the question itself.
+
+1–3 `block` (the reason names the list and entry, or the category), 4 `refuse` (the reason shows the
+nearest in-scope example and its score), otherwise `answer`. Answers go through 1–3 (jailbreak class
+excepted: an answer that declines a role-play must not be blocked for naming it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bot.config import ScopeConfig
+from bot.gate import GateResult
+from bot.gate.embed import Embedder, Vectors
+from bot.gate.harm import ScreenModels, load_models, views
+from bot.gate.normalize import Normalized, normalize
+from bot.gate.rules import match_joined, match_rules
+from bot.gate.topic import ScopeIndex, build_indexes
+from bot.gate.wordlists import WordLists
+from bot.knowledge import Chunk, KnowledgeIndex
+
+log = logging.getLogger(__name__)
+
+GENERIC_FILE = Path(__file__).resolve().parent / "data" / "generic_questions.txt"
+#: Recent turns of the same person screened together with the question.
+HISTORY_TURNS = 3
+
+
+def read_lines(path: Path) -> list[str]:
+    """Non-empty lines that are not `#` comments."""
+    return [s.strip() for s in path.read_text(encoding="utf-8").splitlines() if s.strip() and not s.startswith("#")]
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """One text's views and where its own (not history) views end."""
+
+    norm: Normalized
+    history: Normalized | None
+    texts: list[str]
+    own: int
+
+
+class ScopeGate:
+    """The full gate; build it once (it embeds every scope's texts) and share it."""
+
+    def __init__(
+        self,
+        *,
+        embedder: Embedder,
+        scopes: Sequence[ScopeConfig],
+        knowledge: Mapping[str, KnowledgeIndex],
+        global_blocked: Sequence[str],
+        models: ScreenModels | None = None,
+        generic: Sequence[str] | None = None,
+    ) -> None:
+        self._embed = embedder
+        self._models = models or load_models()
+        self._global = list(global_blocked)
+        self._knowledge = knowledge
+        self._generic = list(generic) if generic is not None else read_lines(GENERIC_FILE)
+        self._generic_vecs = embedder.encode([normalize(g).clean for g in self._generic])
+        self._lists: dict[tuple[str, tuple[str, ...]], WordLists] = {}
+        self._scopes = list(scopes)
+        self._indexes: dict[str, ScopeIndex] = {}
+        self.reindex()
+
+    def reindex(self) -> None:
+        """(Re)build the topic indexes from the scopes and their knowledge (blocking: embeds texts)."""
+        chunks: dict[str, Sequence[Chunk]] = {s.name: self._chunks(s.name) for s in self._scopes}
+        self._indexes = build_indexes(
+            scopes=self._scopes,
+            chunks=chunks,
+            generic=self._generic,
+            generic_vecs=self._generic_vecs,
+            encode=self._embed.encode,
+        )
+
+    def refresh_knowledge(self) -> bool:
+        """Re-read changed knowledge files and rebuild the indexes if any changed (blocking)."""
+        changed = [name for name, index in self._knowledge.items() if index.refresh()]
+        if changed:
+            log.info("knowledge changed for %s; rebuilding topic indexes", ", ".join(changed))
+            self.reindex()
+        return bool(changed)
+
+    def _chunks(self, name: str) -> Sequence[Chunk]:
+        index = self._knowledge.get(name)
+        return index.chunks if index is not None else ()
+
+    def _word_lists(self, scope: ScopeConfig) -> WordLists:
+        key = (scope.name, tuple(scope.blocked_words))
+        lists = self._lists.get(key)
+        if lists is None:
+            # Run-time edits to a scope's words make a new key; the old compiled lists are dropped.
+            self._lists = {k: v for k, v in self._lists.items() if k[0] != scope.name}
+            lists = self._lists[key] = WordLists({"global": self._global, scope.name: scope.blocked_words})
+        return lists
+
+    def _index(self, scope: ScopeConfig) -> ScopeIndex:
+        index = self._indexes.get(scope.name)
+        if index is None:
+            # A scope the gate was not built with (tests, tools): index it on first use.
+            self._scopes.append(scope)
+            self.reindex()
+            index = self._indexes[scope.name]
+        return index
+
+    # -- the pure, synchronous core -------------------------------------------------------------
+
+    def prepare(self, text: str, history: Sequence[str] = ()) -> _Prepared:
+        """Normalize a question (and recent turns) and list the texts to embed for it."""
+        norm = normalize(text)
+        texts = views(norm.clean)
+        if norm.disguised:
+            texts += [v for v in views(norm.folded) if v not in texts]
+        own = len(texts)
+        joined = None
+        turns = [t for t in history[-HISTORY_TURNS:] if t.strip()]
+        if turns:
+            joined = normalize("\n".join([*turns, text]))
+            texts.append(joined.clean)
+        return _Prepared(norm, joined, texts, own)
+
+    def _block_by_rules(self, scope: ScopeConfig, norm: Normalized, *, answer: bool) -> GateResult | None:
+        hit = self._word_lists(scope).find(norm.folded)
+        if hit is not None:
+            what = "answer contained a blocked word" if answer else "blocked word"
+            return GateResult("block", scope.name, f"{what} ({hit.list_name} list): {hit.entry}", 1.0, rule=hit.rule)
+        rule = match_rules(norm.folded)
+        if rule is not None and not (answer and rule.category == "jailbreak"):
+            return GateResult(
+                "block", scope.name, f"{rule.category.replace('_', ' ')} (rule {rule.name})", 1.0,
+                rule=f"harm:{rule.category}:{rule.name}",
+            )  # fmt: skip
+        joined = match_joined(norm.joined)
+        if joined is not None and not (answer and joined[0] == "jailbreak"):
+            category, term = joined
+            return GateResult(
+                "block",
+                scope.name,
+                f"{category.replace('_', ' ')} (spelled-out '{term}')",
+                1.0,
+                rule=f"harm:{category}:spelled-out",
+            )
+        return None
+
+    def _block_by_model(self, scope: ScopeConfig, vecs: Vectors, *, answer: bool) -> GateResult | None:
+        harm = self._models.harm
+        proba = harm.probabilities(vecs)
+        i_harm = int(proba[:, 1].argmax())
+        if proba[i_harm, 1] >= harm.harm_threshold:
+            category = harm.category(vecs[i_harm])
+            if category == "jailbreak":
+                category = "harmful request"
+            score = float(proba[i_harm, 1])
+            what = "answer screened as" if answer else "screened as"
+            return GateResult(
+                "block", scope.name, f"{what} {category.replace('_', ' ')} ({score:.2f})", score,
+                rule=f"harm:{category}:model",
+            )  # fmt: skip
+        i_jb = int(proba[:, 2].argmax())
+        if not answer and proba[i_jb, 2] >= harm.jailbreak_threshold:
+            score = float(proba[i_jb, 2])
+            return GateResult(
+                "block", scope.name, f"jailbreak or prompt injection ({score:.2f})", score, rule="harm:jailbreak:model"
+            )
+        return None
+
+    def decide(self, scope: ScopeConfig, prepared: _Prepared, vecs: Vectors) -> GateResult:
+        """The verdict on a prepared question, given the vectors of `prepared.texts`."""
+        norm = prepared.norm
+        if not norm.folded:
+            return GateResult("refuse", scope.name, "no question to answer", 0.0, rule="topic")
+        for candidate in (norm, prepared.history):
+            if candidate is not None:
+                blocked = self._block_by_rules(scope, candidate, answer=False)
+                if blocked is not None:
+                    return blocked
+        blocked = self._block_by_model(scope, vecs, answer=False)
+        if blocked is not None:
+            return blocked
+        index = self._index(scope)
+        features = index.features(vecs[:1], [norm.clean])
+        p = float(self._models.topic.probability(features)[0])
+        threshold = self._models.topic.threshold_for(scope.strictness)
+        example, similarity = index.nearest(vecs[0])
+        if p >= threshold:
+            return GateResult(
+                "answer", scope.name, f"in scope ({p:.2f} ≥ {threshold:.2f}); closest: {example!r} ({similarity:.2f})",
+                p, rule="topic", nearest=example,
+            )  # fmt: skip
+        return GateResult(
+            "refuse", scope.name,
+            f"out of scope ({p:.2f} < {threshold:.2f}); nearest in-scope example: {example!r} ({similarity:.2f})",
+            p, rule="topic", nearest=example,
+        )  # fmt: skip
+
+    def decide_answer(self, scope: ScopeConfig, text: str, vecs: Vectors | None) -> GateResult:
+        """The verdict on (part of) a model answer; `vecs` embed `views(clean)`, or None to skip the model."""
+        norm = normalize(text)
+        blocked = self._block_by_rules(scope, norm, answer=True)
+        if blocked is None and vecs is not None and len(vecs):
+            blocked = self._block_by_model(scope, vecs, answer=True)
+        return blocked or GateResult("answer", scope.name, "answer passed the screens", 0.0)
+
+    # -- entry points ---------------------------------------------------------------------------
+
+    def check(self, scope: ScopeConfig, texts: Sequence[str]) -> list[GateResult]:
+        """Verdicts for many questions at once (blocking, one batched embedding): the CLI's path."""
+        prepared = [self.prepare(t) for t in texts]
+        flat = [t for p in prepared for t in p.texts]
+        vecs = self._embed.encode(flat, batch_size=128) if flat else np.zeros((0, 384), np.float32)
+        out = []
+        start = 0
+        for p in prepared:
+            out.append(self.decide(scope, p, vecs[start : start + len(p.texts)]))
+            start += len(p.texts)
+        return out
+
+    async def screen_prompt(self, scope: ScopeConfig, text: str, *, history: Sequence[str] = ()) -> GateResult:
+        """Decide on a question; `history` holds the same person's recent turns in the thread, oldest first."""
+        prepared = self.prepare(text, history)
+        if prepared.norm.folded:
+            early = self._block_by_rules(scope, prepared.norm, answer=False)
+            if early is not None:
+                return early
+        vecs = await self._embed.aencode(prepared.texts)
+        return self.decide(scope, prepared, vecs)
+
+    async def screen_answer(self, scope: ScopeConfig, text: str) -> GateResult:
+        """Decide whether the model's answer so far may be shown (`answer`) or must be withheld (`block`)."""
+        norm = normalize(text)
+        blocked = self._block_by_rules(scope, norm, answer=True)
+        if blocked is not None:
+            return blocked
+        texts = views(norm.clean)
+        vecs = await self._embed.aencode(texts) if texts else None
+        return self.decide_answer(scope, text, vecs)

@@ -1,0 +1,172 @@
+"""Run-time scope changes: word lists, strictness and channel bindings, kept in the database over the file.
+
+The file stays the operator's source; the overlay records only differences (words and channels added or
+removed, a strictness set), so later edits to the file still show through. Every change is audited and
+put in force at once through `ScopeRegistry.replace`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import Field, SQLModel, select
+
+from bot.config import Config, ScopeConfig
+from bot.db import UTCDateTime, utcnow
+from bot.events import Actor
+from bot.scopes import ScopeRegistry
+from moderation.audit import audit
+
+log = logging.getLogger(__name__)
+
+OPERATIONS = ("set", "add-word", "remove-word", "bind", "unbind")
+USAGE = (
+    "scope show [NAME] | scope set NAME strictness 0..1 | scope add-word NAME WORD… | "
+    "scope remove-word NAME WORD… | scope bind NAME CHANNEL | scope unbind NAME CHANNEL"
+)
+
+
+class ScopeChangeError(Exception):
+    """A scope change cannot be made; the message says why, for the operator."""
+
+
+class ScopeOverlay(SQLModel, table=True):
+    """What run-time commands changed in one scope, relative to the configuration file."""
+
+    __tablename__ = "scope_overlay"
+
+    scope: str = Field(primary_key=True, max_length=64)
+    added_words: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    removed_words: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    added_channels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    removed_channels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    strictness: float | None = None
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_by: str = Field(default="", max_length=256)
+
+
+def _fold(word: str) -> str:
+    return " ".join(word.lower().split())
+
+
+def apply_overlay(scope: ScopeConfig, overlay: ScopeOverlay | None) -> ScopeConfig:
+    """The scope in force: the file's scope with the overlay's differences applied."""
+    if overlay is None:
+        return scope
+    removed = {_fold(w) for w in overlay.removed_words}
+    words = [w for w in scope.blocked_words if _fold(w) not in removed]
+    words += [w for w in overlay.added_words if _fold(w) not in {_fold(x) for x in words}]
+    gone = {c.lower() for c in overlay.removed_channels}
+    channels = [c for c in scope.channels if c.lower() not in gone]
+    channels += [c for c in overlay.added_channels if c.lower() not in {x.lower() for x in channels}]
+    update: dict[str, Any] = {"blocked_words": words, "channels": channels}
+    if overlay.strictness is not None:
+        update["strictness"] = overlay.strictness
+    return scope.model_copy(update=update)
+
+
+def _toggle(add: list[str], remove: list[str], items: list[str], *, adding: bool) -> tuple[list[str], list[str]]:
+    """New (added, removed) lists after adding or removing `items` (case-insensitive, no repeats)."""
+    keys = {_fold(i) for i in items}
+    if adding:
+        return [*add, *(i for i in items if _fold(i) not in {_fold(a) for a in add})], [
+            r for r in remove if _fold(r) not in keys
+        ]
+    return [a for a in add if _fold(a) not in keys], [
+        *remove,
+        *(i for i in items if _fold(i) not in {_fold(r) for r in remove}),
+    ]
+
+
+class ScopeAdmin:
+    """Loads the overlay at start and applies operators' changes, from chat or the CLI."""
+
+    def __init__(self, *, config: Config, registry: ScopeRegistry, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._file = {s.name: s for s in config.scopes}
+        self._registry = registry
+        self._sessions = sessions
+
+    async def load(self) -> int:
+        """Put every stored overlay in force; the number of scopes changed."""
+        async with self._sessions() as session:
+            rows = list((await session.execute(select(ScopeOverlay))).scalars())
+        count = 0
+        for row in rows:
+            if row.scope in self._file:
+                self._registry.replace(apply_overlay(self._file[row.scope], row))
+                count += 1
+            else:
+                log.warning("stored changes for scope %r ignored: it is no longer in the configuration", row.scope)
+        return count
+
+    def show(self, name: str | None = None) -> str:
+        """The scopes in force (or one), as an operator reads them."""
+        scopes = [self._scope(name)] if name else self._registry.all()
+        out = []
+        for s in scopes:
+            out.append(
+                f"{s.name}: strictness {s.strictness:.2f}; channels: {', '.join(s.channels) or '(none)'}; "
+                f"blocked words: {', '.join(s.blocked_words) or '(none)'}"
+            )
+        return "\n".join(out)
+
+    def _scope(self, name: str) -> ScopeConfig:
+        try:
+            return self._registry.get(name)
+        except KeyError:
+            raise ScopeChangeError(f"no scope {name!r}; scopes: {', '.join(self._registry.names())}") from None
+
+    async def change(self, *, actor: Actor, operation: str, scope: str, args: list[str]) -> str:
+        """Apply one change, audit it and put it in force; returns what now holds."""
+        current = self._scope(scope)
+        if operation not in OPERATIONS:
+            raise ScopeChangeError(f"unknown scope command {operation!r}; use: {USAGE}")
+        if not args:
+            raise ScopeChangeError(f"`scope {operation} {scope}` needs a value; use: {USAGE}")
+        async with self._sessions() as session, session.begin():
+            row = await session.get(ScopeOverlay, scope) or ScopeOverlay(scope=scope)
+            note = self._edit(row, current, operation, args)
+            row.updated_at = utcnow()
+            row.updated_by = f"{actor.platform}:{actor.user_id}"
+            session.add(row)
+            audit(session, actor=actor, action=f"scope.{operation.replace('-', '_')}", scope=scope, note=note)
+        updated = apply_overlay(self._file[scope], row)
+        self._registry.replace(updated)
+        log.info("scope %s changed by %s: %s", scope, actor.label, note)
+        return f"{note}. " + self.show(scope)
+
+    def _edit(self, row: ScopeOverlay, current: ScopeConfig, operation: str, args: list[str]) -> str:
+        if operation == "set":
+            if len(args) != 2 or args[0] != "strictness":
+                raise ScopeChangeError("use: scope set NAME strictness 0..1")
+            try:
+                value = float(args[1])
+            except ValueError:
+                raise ScopeChangeError(f"strictness must be a number from 0 to 1, not {args[1]!r}") from None
+            if not 0.0 <= value <= 1.0:
+                raise ScopeChangeError(f"strictness must be from 0 to 1, not {value}")
+            row.strictness = value
+            return f"strictness set to {value:.2f}"
+        if operation in ("add-word", "remove-word"):
+            words = [w.strip() for w in args if w.strip()]
+            adding = operation == "add-word"
+            row.added_words, row.removed_words = _toggle(row.added_words, row.removed_words, words, adding=adding)
+            return f"{'added' if adding else 'removed'} blocked word(s): {', '.join(words)}"
+        channel = args[0]
+        if operation == "bind":
+            owner = next(
+                (s.name for s in self._registry.all() if s.name != current.name and channel in s.channels), None
+            )
+            if owner is not None:
+                raise ScopeChangeError(f"channel {channel} is bound to scope {owner}; unbind it there first")
+        row.added_channels, row.removed_channels = _toggle(
+            row.added_channels, row.removed_channels, [channel], adding=operation == "bind"
+        )
+        return f"{'bound' if operation == 'bind' else 'unbound'} channel {channel}"
+
+
+__all__ = ["OPERATIONS", "USAGE", "ScopeAdmin", "ScopeChangeError", "ScopeOverlay", "apply_overlay"]

@@ -1,0 +1,232 @@
+"""Hand-written harm and jailbreak rules on the normalizer's folded text: precise, explainable, instant.
+
+They back up the learned screen (bot/gate/harm.py) on the phrasings that matter most and cannot be let
+through by a score: instructions to ignore the bot's rules, DAN-style personas, and requests for weapons,
+drugs, violence, self-harm, sexual content, hate, harassment, doxxing, fraud and intrusion. Each rule
+names its category for the audit trail.
+"""
+
+# ruff: noqa: E501 -- the patterns read best unbroken, one rule per line.
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_HOWTO = r"(how (do|can|could|would|should) (i|you|we|one|someone)|how to|ways? to|steps? (to|for)|instructions? (for|on|to)|guide (to|for|on)|tutorial|teach me|show me|explain how|tell me how|help me|recipe for|best way to|easiest way to)"
+_MAKE = r"(make|build|assemble|construct|create|manufacture|cook|brew|synthesi[sz]e|produce|prepare|mix|print|rig)"
+_PERSON = r"(someone|somebody|a person|people|him|her|them|my (wife|husband|boss|neighbou?r|ex|girlfriend|boyfriend|mom|dad|mother|father|brother|sister|roommate|teacher|coworker|classmate|friend|son|daughter|kid|child)|a (child|kid|baby|woman|man|girl|boy)|children|kids)"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One pattern and the category it reports."""
+
+    category: str
+    name: str
+    pattern: re.Pattern[str]
+
+
+def _r(category: str, name: str, pattern: str) -> Rule:
+    return Rule(category, name, re.compile(pattern))
+
+
+RULES: tuple[Rule, ...] = (
+    # Prompt injection and role-play jailbreaks.
+    _r(
+        "jailbreak",
+        "ignore-instructions",
+        r"\b(ignore|disregard|forget|override|bypass) (the |of |everything )?(all|any|every|previous|prior|above|earlier|preceding|former|original|initial|system|safety|your)( (the|of|your|my|previous|prior|above|earlier|system|original|initial|safety|topic|scope))* (instructions?|prompts?|rules|directions|guidelines|restrictions|constraints|programming|directives|context|messages?|you were (told|given))\b",
+    ),
+    _r(
+        "jailbreak",
+        "new-instructions",
+        r"\b(new|updated|real) (instructions|rules|task|system prompt)\b.{0,40}\b(ignore|instead|now|override|cancel)",
+    ),
+    _r(
+        "jailbreak",
+        "persona",
+        r"\b(you are|you re|act as|pretend (to be|you are)|roleplay as|play the role of|become|simulate|from now on you)\b.{0,60}\b(dan|stan|dude|aim|antigpt|evil|unfiltered|uncensored|unrestricted|jailbroken|amoral|no (rules|restrictions|limits|filters|guidelines|ethics))\b",
+    ),
+    _r(
+        "jailbreak",
+        "do-anything-now",
+        r"\b(do anything now|developer mode|dan mode|jailbreak(ed)? mode|god mode|unrestricted mode|no restrictions mode)\b",
+    ),
+    _r(
+        "jailbreak",
+        "no-limits",
+        r"\b(answer|respond|reply|act|talk|you are|you re|ai|mode|chatbot|assistant|model|bot)\b.{0,30}\b(without|no|free of|broken free of|not bound by|freed from) (any )?(restrictions|filters|censorship|limitations|guidelines|content polic(y|ies)|ethical|moral|safety)\b",
+    ),
+    _r(
+        "jailbreak",
+        "prompt-leak",
+        r"\b(reveal|show|print|repeat|output|tell me|what (is|are|were)|give me|display|leak|dump)\b.{0,30}\b(system prompt|initial prompt|hidden prompt|original instructions|your instructions|your prompt|your configuration|text above|everything above|words above)\b",
+    ),
+    _r(
+        "jailbreak",
+        "disregard-rules",
+        r"\b(ignore|disregard|forget|drop)\b.{0,25}\b(rules|instructions|guidelines|restrictions)\b.{0,40}\b(answer (freely|anything|everything)|from now on|no longer|instead)\b",
+    ),
+    _r("jailbreak", "pwned", r"\b(i have been pwned|jailbroken|restrictions disabled)\b"),
+    # Weapons.
+    _r(
+        "weapons",
+        "explosives",
+        r"\b(pipe ?bomb|car bomb|nail bomb|dirty bomb|molotov|napalm|thermite|ied|improvised explosive|tatp|semtex|c4 explosive|detonator|grenade|nerve agent|sarin|vx gas|ricin|anthrax|mustard gas|chlorine gas|chemical weapon|bioweapon|biological weapon)\b",
+    ),
+    _r(
+        "weapons",
+        "make-weapon",
+        rf"{_HOWTO}.{{0,40}}\b{_MAKE}\b.{{0,30}}\b(bomb|explosives?|explosive devices?|gun|firearm|rifle|silencer|suppressor|weapon|poison gas|toxic gas)s?\b",
+    ),
+    _r(
+        "weapons",
+        "untraceable-gun",
+        r"\b(untraceable|ghost|3d printed|unregistered) (gun|firearm|pistol|rifle)s?\b|\b(full ?auto|fully automatic) conversion\b",
+    ),
+    # Drugs.
+    _r(
+        "drugs",
+        "make-drugs",
+        rf"\b{_MAKE}\b.{{0,30}}\b(meth|methamphetamine|crystal meth|cocaine|crack|heroin|fentanyl|lsd|mdma|ecstasy|ghb|dmt|ketamine|opium|pcp)\b",
+    ),
+    _r(
+        "drugs",
+        "buy-drugs",
+        r"\b(buy|get|sell|score|smuggle|deal)\b.{0,30}\b(meth|cocaine|heroin|fentanyl|lsd|mdma|ecstasy|molly|ghb)\b",
+    ),
+    _r(
+        "drugs",
+        "traffic-drugs",
+        r"\b(buy|get|sell|smuggle|hide|sneak|deliver)\b.{0,30}\bdrugs\b.{0,40}\b(dark ?web|illegally|police|prison|airport|border|without a prescription|school|kids|students)\b",
+    ),
+    # Violence.
+    _r(
+        "violence",
+        "harm-person",
+        rf"\b(kill|murder|poison|stab|strangle|kidnap|abduct|torture|beat up|maim|drown|assassinate|euthanize)\b.{{0,12}}\b{_PERSON}",
+    ),
+    _r(
+        "violence",
+        "want-to-hurt",
+        rf"\b(want to|going to|how (do|can) i|ways to|best way to)\b.{{0,10}}\b(hurt|shoot|run over|choke)\b.{{0,12}}\b{_PERSON}",
+    ),
+    _r(
+        "violence",
+        "get-away",
+        r"\b(get away with (murder|killing)|hide (a|the) (dead )?body|dispose of (a|the) body|look like an accident|without leaving marks)\b",
+    ),
+    _r(
+        "violence",
+        "attack",
+        r"\b(plan|carry out|commit)\b.{0,20}\b(attack|shooting|massacre|bombing|terror)|\b(school|mass) shooting\b|\bderail (a|the) train\b|\bplant (a|the) bomb\b",
+    ),
+    # Self-harm.
+    _r(
+        "self_harm",
+        "suicide",
+        r"\b(kill myself|end my life|take my (own )?life|commit suicide|suicide method|hang myself|slit my wrists?|overdose on purpose|want to die)\b",
+    ),
+    _r(
+        "self_harm",
+        "self-injury",
+        r"\b(how (do|can|should) i|ways to|want to|going to|best way to|tips (for|to))\b.{0,10}\b(cut|harm|hurt|starve|burn) myself\b|\bmake myself (throw up|vomit)\b|\bhide my (self ?harm|cuts|scars)\b",
+    ),
+    _r("self_harm", "encourage", r"\b(go kill yourself|kill yourself|kys|you should die|should end it all)\b"),
+    # Sexual content.
+    _r(
+        "sexual",
+        "explicit",
+        r"\b(sex scene|explicit (sex|sexual|scene|story)|erotic|porn|pornographic|nudes|naked (pictures|photos|pics)|talk dirty|sexting|sexual (story|fantasy|roleplay|content|acts?)|hentai|sexy story)\b",
+    ),
+    _r(
+        "sexual",
+        "minors",
+        r"\b(child|minor|underage|teen|kid|\d{1,2} ?(year|yr)s? ?old)\b.{0,30}\b(sexual|nude|naked|erotic|sexy)\b|\b(sexual|nude|naked|erotic|sexy)\b.{0,30}\b(child|minor|underage|teen|kid)\b",
+    ),
+    # Hate.
+    _r(
+        "hate",
+        "supremacy",
+        r"\b(white supremacy|racial superiority|master race|ethnic cleansing|holocaust (never happened|was a hoax))\b",
+    ),
+    _r(
+        "hate",
+        "hateful-writing",
+        r"\b(write|tell|make|create|give me|compose)\b.{0,20}\b(racist|sexist|homophobic|transphobic|antisemitic|islamophobic|hateful|bigoted)\b",
+    ),
+    # Harassment.
+    _r(
+        "harassment",
+        "threats",
+        r"\b(death threat|threatening (message|letter|note|email|text)|threaten(ing)? to (hurt|kill))\b|\bwrite\b.{0,20}\bthreat",
+    ),
+    _r(
+        "harassment",
+        "bully",
+        r"\b(help me|how (do|can|could) i|ways to|best way to|want to|tips to|ideas to) (\w+ )?(cyberbully|bully|harass|humiliate|stalk|blackmail|dox|doxx|intimidate)\b|\b(cyberbully|dox|doxx)(ing)?\b",
+    ),
+    # Doxxing.
+    _r(
+        "doxxing",
+        "private-info",
+        r"\b(find|get|look up|lookup|give me|tell me|what is|whats)\b.{0,30}\b(home address|private address|where (he|she|they) lives?|personal (phone|cell) number|(cell ?phone|mobile|private|personal) (phone )?number of|social security number|ssn|(someones|his|her|their|coworkers?|neighbou?rs?|boss|exs?) medical records)\b",
+    ),
+    # Fraud.
+    _r(
+        "fraud",
+        "fraud",
+        r"\b((write|create|make|send|draft|craft|design|build|set up|run)\b.{0,12}\bphishing|launder(ing)? money|money laundering|(make|print|produce|sell|pass|use) counterfeit|fake (id|ids|passport|invoice|invoices|receipt|doctors? notes?|reviews?|charity|insurance claim)|forge (a |the |my |his |her )?(signature|check|document|receipt)|commit identity theft|steal (someones |their |his |her )?identity|(use|with|cash) (a )?stolen (credit card|check)|credit card numbers? that works?|ponzi scheme|tax evasion|evade taxes)\b",
+    ),
+    _r(
+        "fraud",
+        "scam",
+        r"\b(scam|defraud|swindle)\b.{0,30}\b(people|elderly|seniors|grandparents|customers|someone|victims)\b",
+    ),
+    # Intrusion.
+    _r(
+        "hacking",
+        "malware",
+        r"\b(write|create|make|build|code|launch|spread|deploy|develop|program|send|plant)\b.{0,20}\b(keylogger|ransomware|malware|spyware|trojan|botnet|rootkit|virus|ddos)\b|\bddos attack\b",
+    ),
+    _r(
+        "hacking",
+        "break-in",
+        r"\b(hack|crack) (into|in to)\b|\bhack(ing)? (my |his |her |their |someones |the |a |into )?(exs?|school|neighbou?rs?|wifi|account|email|instagram|facebook|phone|password|bank|atm|grading system|network|database|website|payment system)\b",
+    ),
+    _r(
+        "hacking",
+        "credentials",
+        r"\b(steal|grab|dump|sniff)\b.{0,20}\b(passwords?|credentials|cookies|session|logins?)\b|\bbypass\b.{0,20}\b(two factor|2fa|authentication|login)\b|\bsql injection\b.{0,30}\b(steal|dump|database)\b|\b(spy on|read|access)\b.{0,25}\b(someones|wifes|husbands|girlfriends|boyfriends|her|his)\b.{0,15}\b(messages|texts|whatsapp|email)\b",
+    ),
+)
+
+
+def match_rules(folded: str) -> Rule | None:
+    """The first rule that fires on a folded text, or None."""
+    for rule in RULES:
+        if rule.pattern.search(folded):
+            return rule
+    return None
+
+
+#: Terms that are harmful wherever they appear inside a word rebuilt from spaced-out letters.
+JOINED_TERMS: dict[str, str] = {
+    "bomb": "weapons", "explosive": "weapons", "molotov": "weapons", "napalm": "weapons", "ricin": "weapons",
+    "sarin": "weapons", "anthrax": "weapons", "meth": "drugs", "cocaine": "drugs", "heroin": "drugs",
+    "fentanyl": "drugs", "suicide": "self_harm", "killmyself": "self_harm", "killyourself": "self_harm",
+    "killing": "violence", "murder": "violence", "poison": "violence", "kidnap": "violence", "porn": "sexual",
+    "sexual": "sexual", "erotic": "sexual", "nude": "sexual", "phishing": "fraud", "stolen": "fraud",
+    "counterfeit": "fraud", "ransomware": "hacking", "malware": "hacking", "keylogger": "hacking",
+    "hack": "hacking", "homeaddress": "doxxing", "ignoreall": "jailbreak", "ignoreprevious": "jailbreak",
+    "instructions": "jailbreak", "systemprompt": "jailbreak", "jailbreak": "jailbreak",
+}  # fmt: skip
+
+
+def match_joined(joined: tuple[str, ...]) -> tuple[str, str] | None:
+    """(category, term) when a word rebuilt from spaced-out letters contains a strong harmful term."""
+    for word in joined:
+        for term, category in JOINED_TERMS.items():
+            if term in word:
+                return category, term
+    return None

