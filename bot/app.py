@@ -15,7 +15,8 @@ from bot.config import Config
 from bot.dispatcher import Dispatcher
 from bot.events import Actor, Place, Platform
 from bot.gate import Gate
-from bot.gate.lexical import LexicalGate
+from bot.gate.overlay import ScopeAdmin
+from bot.gate.service import GateService, register_scope_command
 from bot.knowledge import KnowledgeIndex
 from bot.llm.client import ModelWorker, WorkerSettings
 from bot.llm.engine import ModelLoadError, resolve_model_file
@@ -48,6 +49,9 @@ class App:
     commands: CommandRouter
     dispatcher: Dispatcher
     platforms: list[Platform] = field(default_factory=list)
+    #: The scope gate's model loader and the run-time scope changes (loaded at start).
+    gate_service: GateService | None = None
+    scope_admin: ScopeAdmin | None = None
     model: ModelWorker | None = None
     model_problem: str = ""
     moderation: ModerationRuntime | None = None
@@ -89,6 +93,10 @@ class App:
     async def start(self) -> None:
         """Migrate the database, load the model, connect the platforms."""
         await db.upgrade(self.engine)
+        if self.scope_admin is not None:
+            await self.scope_admin.load()
+        if self.gate_service is not None:
+            await self.gate_service.start()
         await self.start_model()
         for platform in self.platforms:
             await platform.start(self.dispatcher.sink_for(platform))
@@ -111,6 +119,8 @@ class App:
         await self.dispatcher.drain(DRAIN_SECONDS)
         if self.model is not None:
             await self.model.stop()
+        if self.gate_service is not None:
+            await self.gate_service.stop()
         await self.engine.dispose()
 
 
@@ -121,7 +131,8 @@ def build_app(config: Config, *, platforms: list[Platform] | None = None) -> App
     scopes = ScopeRegistry(config)
     root = config.source.parent
     knowledge = {s.name: KnowledgeIndex(s.knowledge, root=root) for s in config.scopes}
-    gate = LexicalGate(global_blocked=config.bot.blocked_words, knowledge=knowledge)
+    # The embedding model loads in `App.start()`, not here: building the app stays instant.
+    gate = GateService(config=config, knowledge=knowledge)
     pipeline = Pipeline(
         config=config, gate=gate, knowledge=knowledge, sessions=sessions, model=None, memory=ConversationMemory()
     )
@@ -131,6 +142,8 @@ def build_app(config: Config, *, platforms: list[Platform] | None = None) -> App
         return await is_moderator(moderators, platform, actor, place)
 
     commands = CommandRouter(is_moderator=rights)
+    scope_admin = ScopeAdmin(config=config, registry=scopes, sessions=sessions)
+    register_scope_command(commands, scope_admin)
     moderation = build_moderation(config=config, sessions=sessions, scopes=scopes, platforms=list(platforms or []))
     moderation.service.register_commands(commands)
     dispatcher = Dispatcher(
@@ -143,6 +156,8 @@ def build_app(config: Config, *, platforms: list[Platform] | None = None) -> App
         scopes=scopes,
         knowledge=knowledge,
         gate=gate,
+        gate_service=gate,
+        scope_admin=scope_admin,
         pipeline=pipeline,
         commands=commands,
         dispatcher=dispatcher,

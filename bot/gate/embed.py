@@ -100,7 +100,11 @@ class Embedder:
             todo = list(missing)
             with torch.inference_mode():
                 vecs = self._model.encode(
-                    todo, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+                    todo,
+                    batch_size=batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
                 ).astype(np.float32, copy=False)
             with self._lock:
                 for t, v in zip(todo, vecs, strict=True):

@@ -15,6 +15,7 @@ excepted: an answer that declines a role-play must not be blocked for naming it)
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,10 @@ from bot.knowledge import Chunk, KnowledgeIndex
 
 log = logging.getLogger(__name__)
 
-GENERIC_FILE = Path(__file__).resolve().parent / "data" / "generic_questions.txt"
+DATA = Path(__file__).resolve().parent / "data"
+GENERIC_FILE = DATA / "generic_questions.txt"
+#: The generic questions' vectors, saved by the training script so start-up need not embed them.
+GENERIC_VECTORS = DATA / "generic_vectors.npz"
 #: Recent turns of the same person screened together with the question.
 HISTORY_TURNS = 3
 
@@ -42,6 +46,26 @@ HISTORY_TURNS = 3
 def read_lines(path: Path) -> list[str]:
     """Non-empty lines that are not `#` comments."""
     return [s.strip() for s in path.read_text(encoding="utf-8").splitlines() if s.strip() and not s.startswith("#")]
+
+
+def texts_digest(texts: Sequence[str]) -> str:
+    """A fingerprint of a list of texts, to know saved vectors still belong to them."""
+    return hashlib.sha256("\n".join(texts).encode()).hexdigest()
+
+
+def save_generic_vectors(path: Path, texts: Sequence[str], vecs: Vectors) -> None:
+    """Store the generic questions' vectors with the fingerprint of the texts."""
+    np.savez_compressed(path, vecs=vecs.astype(np.float16), digest=np.array(texts_digest(texts)))
+
+
+def generic_vectors(embedder: Embedder, texts: Sequence[str], path: Path = GENERIC_VECTORS) -> Vectors:
+    """The saved vectors when they match `texts`, else freshly embedded ones."""
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["digest"]) == texts_digest(texts):
+                return np.asarray(data["vecs"], dtype=np.float32)
+    log.info("embedding %d generic questions (saved vectors are missing or stale)", len(texts))
+    return embedder.encode([normalize(t).clean for t in texts])
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +96,7 @@ class ScopeGate:
         self._global = list(global_blocked)
         self._knowledge = knowledge
         self._generic = list(generic) if generic is not None else read_lines(GENERIC_FILE)
-        self._generic_vecs = embedder.encode([normalize(g).clean for g in self._generic])
+        self._generic_vecs = generic_vectors(embedder, self._generic)
         self._lists: dict[tuple[str, tuple[str, ...]], WordLists] = {}
         self._scopes = list(scopes)
         self._indexes: dict[str, ScopeIndex] = {}

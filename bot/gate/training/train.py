@@ -24,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 
 from bot.config import load_config
 from bot.gate.embed import Embedder
+from bot.gate.gate import GENERIC_VECTORS, save_generic_vectors
 from bot.gate.harm import LABELS, MODEL_FILE, HarmModel, save_models
 from bot.gate.normalize import clean_text
 from bot.gate.topic import FEATURES, TopicModel, build_indexes
@@ -194,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "embedding_model": "sentence-transformers/all-MiniLM-L6-v2",
     }
     save_models(args.out, harm=harm, topic=topic, meta=meta)
+    generic = lines(GENERIC_FILE)
+    save_generic_vectors(GENERIC_VECTORS, generic, embed.encode([clean_text(t) for t in generic]))
     print(json.dumps(meta, indent=2, sort_keys=True))
 
 
