@@ -211,15 +211,19 @@ class ModelWorker:
                 gen.chunks.put_nowait(ModelFailed(f"the model could not be restarted: {e}"))
                 return
         self._send({"op": "generate", "id": gen.id, "parts": gen.parts.as_dict(), "params": asdict(gen.params)})
+        # asyncio.timeout, not wait_for: on 3.11, wait_for can swallow a cancellation that arrives as
+        # the awaited event fires, which would leave this task running after stop() cancelled it.
         try:
-            await asyncio.wait_for(gen.done.wait(), self.settings.timeout_seconds)
+            async with asyncio.timeout(self.settings.timeout_seconds):
+                await gen.done.wait()
             return
         except TimeoutError:
-            log.warning("generation %s exceeded %.0f s; cancelling it", gen.id, self.settings.timeout_seconds)
+            log.warning("generation %s exceeded %.1f s; cancelling it", gen.id, self.settings.timeout_seconds)
             self.cancel(gen)
-            gen.chunks.put_nowait(ModelFailed(f"the answer took longer than {self.settings.timeout_seconds:.0f} s"))
+            gen.chunks.put_nowait(ModelFailed(f"the answer took longer than {self.settings.timeout_seconds:g} s"))
         try:
-            await asyncio.wait_for(gen.done.wait(), CANCEL_GRACE)
+            async with asyncio.timeout(CANCEL_GRACE):
+                await gen.done.wait()
         except TimeoutError:
             log.error("model worker did not stop generation %s within %.0f s; restarting it", gen.id, CANCEL_GRACE)
             await self._kill()
