@@ -78,6 +78,7 @@ class App:
                     batch_size=m.batch_size,
                     max_new_tokens=m.max_new_tokens,
                     lib=m.lib,
+                    engine=m.engine,
                     timeout_seconds=m.timeout_seconds,
                     queue_size=m.queue_size,
                 )

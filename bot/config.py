@@ -36,7 +36,8 @@ class ModelConfig(_Strict):
     path: Path | None = None
     repo: str | None = None
     model_file: str | None = None
-    engine: Literal["ctransformers"] = "ctransformers"
+    #: `ctransformers` (default) or `llama.cpp` (needs the `llamacpp` extra); both read the same GGUF files.
+    engine: Literal["ctransformers", "llama.cpp"] = "ctransformers"
     context_length: Annotated[int, Field(ge=128, le=32768)] = 4096
     threads: Annotated[int, Field(ge=1, le=256)] = 2
     batch_size: Annotated[int, Field(ge=1, le=4096)] = 8

@@ -52,6 +52,8 @@ class WorkerSettings:
     batch_size: int
     max_new_tokens: int
     lib: str = ""
+    #: `ctransformers` or `llama.cpp` (see `bot.llm.engine.ENGINES`).
+    engine: str = "ctransformers"
     timeout_seconds: float = 180.0
     queue_size: int = 32
 
@@ -135,6 +137,7 @@ class ModelWorker:
                 "batch_size": s.batch_size,
                 "max_new_tokens": s.max_new_tokens,
                 "lib": s.lib,
+                "engine": s.engine,
             }
         )
         self._ready.clear()

@@ -1,4 +1,4 @@
-"""The ctransformers LLaMA-2 engine, driven from token ids.
+"""The engine protocol and the default engine, ctransformers, driven from token ids.
 
 ctransformers 0.2.27's `LLM.tokenize` sizes its output buffer from the number of *characters* and so
 writes past it for text with more tokens than characters (emoji, CJK, byte-fallback pieces). We never
@@ -12,7 +12,7 @@ import ctypes
 import logging
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,19 +50,62 @@ class GenerationStats:
     total_ms: float = 0.0
 
 
+#: The engines `[model] engine` can name; ctransformers is the default, llama.cpp an optional extra.
+ENGINES = ("ctransformers", "llama.cpp")
+
+
 class Engine(Protocol):
     """What the worker needs from an inference library."""
 
     context_length: int
     description: str
+    load_ms: float
 
     def tokenize(self, text: str, bos: bool) -> list[int]:
         """Token ids for `text`, safe for any input."""
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        """The text of `tokens`, control tokens left out."""
 
     def generate(
         self, tokens: list[int], params: SamplingParams, *, should_stop: Callable[[], bool], stats: GenerationStats
     ) -> Iterator[str]:
         """Yield the answer as complete UTF-8 text pieces until EOS, the token limit or `should_stop()`."""
+
+
+def load_engine(
+    name: str, model_path: Path, *, context_length: int, threads: int, batch_size: int, lib: str = ""
+) -> Engine:
+    """Load `model_path` with the engine `name` (`ENGINES`); `ModelLoadError` says what went wrong."""
+    if name == "ctransformers":
+        return CTransformersEngine(
+            model_path, context_length=context_length, threads=threads, batch_size=batch_size, lib=lib
+        )
+    if name == "llama.cpp":
+        from bot.llm.llamacpp import LlamaCppEngine
+
+        return LlamaCppEngine(model_path, context_length=context_length, threads=threads, batch_size=batch_size)
+    raise ModelLoadError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+
+
+def check_gguf(model_path: Path) -> None:
+    """Refuse a missing file or one that is not GGUF, with what to do about it."""
+    if not model_path.is_file():
+        raise ModelLoadError(f"model file {model_path} does not exist")
+    with model_path.open("rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ModelLoadError(f"{model_path} is not a GGUF file; convert it or download a .gguf build")
+
+
+def check_room(tokens: list[int], params: SamplingParams, context_length: int) -> None:
+    """Refuse a prompt that, with the answer, would overrun the window (the libraries degrade silently)."""
+    if not tokens:
+        raise ValueError("empty prompt")
+    if len(tokens) + params.max_new_tokens > context_length:
+        raise ValueError(
+            f"prompt of {len(tokens)} tokens plus {params.max_new_tokens} new ones exceeds the context "
+            f"window of {context_length}"
+        )
 
 
 def detect_native_lib() -> str | None:
@@ -126,11 +169,7 @@ class CTransformersEngine:
     ) -> None:
         from ctransformers.llm import LLM, Config
 
-        if not model_path.is_file():
-            raise ModelLoadError(f"model file {model_path} does not exist")
-        with model_path.open("rb") as f:
-            if f.read(4) != b"GGUF":
-                raise ModelLoadError(f"{model_path} is not a GGUF file; convert it or download a .gguf build")
+        check_gguf(model_path)
         # ctransformers ignores the file's context length for GGUF and defaults to 512: always pass ours.
         config = Config(context_length=context_length, threads=threads, batch_size=batch_size, reset=True)
         started = time.perf_counter()
@@ -157,18 +196,16 @@ class CTransformersEngine:
             raise RuntimeError(f"tokenizer returned {n} tokens for a buffer of {capacity}")
         return list(buf[:n])
 
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        """The text of `tokens`, control tokens left out."""
+        return str(self._llm.detokenize(list(tokens)))
+
     def generate(
         self, tokens: list[int], params: SamplingParams, *, should_stop: Callable[[], bool], stats: GenerationStats
     ) -> Iterator[str]:
         """Evaluate the prompt (reusing the cached common prefix) and sample until EOS or a limit."""
         llm = self._llm
-        if not tokens:
-            raise ValueError("empty prompt")
-        if len(tokens) + params.max_new_tokens > self.context_length:
-            raise ValueError(
-                f"prompt of {len(tokens)} tokens plus {params.max_new_tokens} new ones exceeds the context "
-                f"window of {self.context_length}"
-            )
+        check_room(tokens, params, self.context_length)
         started = time.perf_counter()
         stats.prompt_tokens = len(tokens)
         todo = llm.prepare_inputs_for_generation(tokens, reset=True)
@@ -177,10 +214,14 @@ class CTransformersEngine:
         stats.prompt_ms = (time.perf_counter() - started) * 1000
         pending = b""
         stats.stop_reason = "length"
+        last: int | None = None
         for _ in range(params.max_new_tokens):
             if should_stop():
                 stats.stop_reason = "cancelled"
                 break
+            # Each token is shown before it is evaluated, so the first one is not held back by a forward pass.
+            if last is not None:
+                llm.eval([last], batch_size=self.batch_size, threads=self.threads)
             token = llm.sample(
                 top_k=params.top_k,
                 top_p=params.top_p,
@@ -192,7 +233,7 @@ class CTransformersEngine:
             if llm.is_eos_token(token):
                 stats.stop_reason = "eos"
                 break
-            llm.eval([token], batch_size=self.batch_size, threads=self.threads)
+            last = token
             stats.completion_tokens += 1
             if stats.completion_tokens == 1:
                 stats.first_token_ms = (time.perf_counter() - started) * 1000

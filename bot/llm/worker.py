@@ -19,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
-from bot.llm.engine import CTransformersEngine, Engine, GenerationStats, ModelLoadError, SamplingParams
+from bot.llm.engine import Engine, GenerationStats, ModelLoadError, SamplingParams, load_engine
 from bot.llm.prompt import PromptParts, pack
 
 #: Seconds between text messages to the parent; tokens in between are batched into one line.
@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = json.loads(args[0])
     chan = _Channel(_protocol_stdout())
     try:
-        engine = CTransformersEngine(
+        engine = load_engine(
+            str(settings.get("engine", "ctransformers")),
             Path(settings["model_path"]),
             context_length=int(settings["context_length"]),
             threads=int(settings["threads"]),
