@@ -95,7 +95,7 @@ blocked_words = ["frobnicate"]
 default_scope = "college"
 
 [model]
-context_length = 512
+context_length = 2048
 threads = 1
 max_new_tokens = 24
 temperature = 0.8
