@@ -164,10 +164,11 @@ class ScopeGate:
         if hit is not None:
             what = "answer contained a blocked word" if answer else "blocked word"
             return GateResult("block", scope.name, f"{what} ({hit.list_name} list): {hit.entry}", 1.0, rule=hit.rule)
+        prefix = "answer screened as " if answer else ""
         rule = match_rules(norm.folded)
         if rule is not None and not (answer and rule.category == "jailbreak"):
             return GateResult(
-                "block", scope.name, f"{rule.category.replace('_', ' ')} (rule {rule.name})", 1.0,
+                "block", scope.name, f"{prefix}{rule.category.replace('_', ' ')} (rule {rule.name})", 1.0,
                 rule=f"harm:{rule.category}:{rule.name}",
             )  # fmt: skip
         joined = match_joined(norm.joined)
@@ -176,7 +177,7 @@ class ScopeGate:
             return GateResult(
                 "block",
                 scope.name,
-                f"{category.replace('_', ' ')} (spelled-out '{term}')",
+                f"{prefix}{category.replace('_', ' ')} (spelled-out '{term}')",
                 1.0,
                 rule=f"harm:{category}:spelled-out",
             )
