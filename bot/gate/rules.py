@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 _HOWTO = r"(how (do|can|could|would|should) (i|you|we|one|someone)|how to|ways? to|steps? (to|for)|instructions? (for|on|to)|guide (to|for|on)|tutorial|teach me|show me|explain how|tell me how|help me|recipe for|best way to|easiest way to)"
-_MAKE = r"(make|build|assemble|construct|create|manufacture|cook|brew|synthesi[sz]e|produce|prepare|mix|print|rig)"
+_MAKE = r"(make|making|build|building|assemble|construct|create|manufacture|cook|cooking|brew|synthesi[sz]e|synthesi[sz]ing|produce|prepare|mix|print|rig)"
 _PERSON = r"(someone|somebody|a person|people|him|her|them|my (wife|husband|boss|neighbou?r|ex|girlfriend|boyfriend|mom|dad|mother|father|brother|sister|roommate|teacher|coworker|classmate|friend|son|daughter|kid|child)|a (child|kid|baby|woman|man|girl|boy)|children|kids)"
 
 
@@ -96,6 +96,16 @@ RULES: tuple[Rule, ...] = (
         r"\b(buy|get|sell|score|smuggle|deal)\b.{0,30}\b(meth|cocaine|heroin|fentanyl|lsd|mdma|ecstasy|molly|ghb)\b",
     ),
     _r(
+        "weapons",
+        "making-explosives",
+        r"\b(make|making|build|building|assemble|assembling)( an?| homemade| your own)? (explosives?|bombs?|explosive devices?)\b",
+    ),
+    _r(
+        "drugs",
+        "divert-drugs",
+        r"\b(sell|resell|deal|steal)\b.{0,30}\b(ketamine|oxycodone|xanax|adderall|opioids|painkillers|prescription pills)\b|\b(ketamine|oxycodone|xanax|adderall|opioids|painkillers)\b.{0,40}\b(to sell|sell (it|them)|get high|without a prescription)\b",
+    ),
+    _r(
         "drugs",
         "traffic-drugs",
         r"\b(buy|get|sell|smuggle|hide|sneak|deliver)\b.{0,30}\bdrugs\b.{0,40}\b(dark ?web|illegally|police|prison|airport|border|without a prescription|school|kids|students)\b",
@@ -176,7 +186,7 @@ RULES: tuple[Rule, ...] = (
     _r(
         "fraud",
         "fraud",
-        r"\b((write|create|make|send|draft|craft|design|build|set up|run)\b.{0,12}\bphishing|launder(ing)? money|money laundering|(make|print|produce|sell|pass|use) counterfeit|fake (id|ids|passport|invoice|invoices|receipt|doctors? notes?|reviews?|charity|insurance claim)|forge (a |the |my |his |her )?(signature|check|document|receipt)|commit identity theft|steal (someones |their |his |her )?identity|(use|with|cash) (a )?stolen (credit card|check)|credit card numbers? that works?|ponzi scheme|tax evasion|evade taxes)\b",
+        r"\b((write|create|make|send|draft|craft|design|build|set up|run)\b.{0,12}\bphishing|launder(ing)? money|money laundering|(make|print|produce|sell|pass|use) counterfeit|fake (an? |some )?(id|ids|passport|invoice|invoices|receipts?|doctors? notes?|reviews?|charity|insurance claim)|forge (a |the |my |his |her )?(signature|check|document|receipt)|commit identity theft|steal (someones |their |his |her )?identity|(use|with|cash) (a )?stolen (credit card|check)|credit card numbers? that works?|ponzi scheme|tax evasion|evade taxes)\b",
     ),
     _r(
         "fraud",
@@ -218,7 +228,7 @@ JOINED_TERMS: dict[str, str] = {
     "killing": "violence", "murder": "violence", "poison": "violence", "kidnap": "violence", "porn": "sexual",
     "sexual": "sexual", "erotic": "sexual", "nude": "sexual", "phishing": "fraud", "stolen": "fraud",
     "counterfeit": "fraud", "ransomware": "hacking", "malware": "hacking", "keylogger": "hacking",
-    "hack": "hacking", "homeaddress": "doxxing", "ignoreall": "jailbreak", "ignoreprevious": "jailbreak",
+    "hack": "hacking", "steal": "fraud", "homeaddress": "doxxing", "ignoreall": "jailbreak", "ignoreprevious": "jailbreak",
     "instructions": "jailbreak", "systemprompt": "jailbreak", "jailbreak": "jailbreak",
 }  # fmt: skip
 
