@@ -149,7 +149,10 @@ class FakeSlack:
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; calls: {[c.method for c in self.calls]}")
+                recent = [(c.method, {k: str(v)[:80] for k, v in c.args.items()}) for c in self.calls[-6:]]
+                raise AssertionError(
+                    f"timed out waiting for {what}; calls: {[c.method for c in self.calls]}; last: {recent}"
+                )
             await asyncio.sleep(0.02)
 
     async def deliver(self, envelope_type: str, payload: dict[str, Any], *, within: float = 10.0) -> dict[str, Any]:

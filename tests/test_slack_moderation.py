@@ -14,11 +14,13 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+from sqlmodel import select
 
 from adapters.slack import SlackAdapter
 from bot.app import App, build_app
 from bot.config import load_config
 from bot.events import Actor, Place
+from bot.models import BotAnswer
 from moderation.actions import REFUSAL
 from moderation.audit import entries
 from tests.slack_fakes import (
@@ -102,6 +104,8 @@ async def test_flag_card_buttons_and_restart(write_config: Callable[..., Path], 
                 lambda: [m for m in slack.bot_messages("CGENERAL") if m.get("thread_ts") == q], what="the answer"
             )
             answer_ts = answer[0]["ts"]
+            # Flag once the answer is recorded (a flag during streaming is a report on a plain message).
+            await wait_until(lambda: _answered(app), what="the answer recorded")
 
             # A member's 🚩 files a case; the reporter is thanked privately; the router posts one card.
             await flag(http, url, user="UREP1", ts=answer_ts)
@@ -222,3 +226,8 @@ async def wait_until(check: Callable[[], Awaitable[Any]], *, what: str, within: 
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.05)
+
+
+async def _answered(app: App) -> bool:
+    async with app.sessions() as session:
+        return (await session.scalar(select(BotAnswer.id).limit(1))) is not None
