@@ -52,19 +52,19 @@ class EffectResult:
     text: str
 
 
-async def done_actions(session: AsyncSession, case_id: int) -> tuple[str, ...]:
-    """Non-resolving actions taken on a case, for its card (`warn by mod`, `timeout by mod (failed)`)."""
+async def done_actions(session: AsyncSession, case_ids: list[int]) -> dict[int, tuple[str, ...]]:
+    """Non-resolving actions taken per case, for the cards (`warn by mod`, `timeout by mod (failed)`)."""
     rows = await session.execute(
         select(CaseAction)
-        .where(CaseAction.case_id == case_id, col(CaseAction.action).in_(["warn", "timeout", "add_word"]))
+        .where(col(CaseAction.case_id).in_(case_ids), col(CaseAction.action).in_(["warn", "timeout", "add_word"]))
         .order_by(col(CaseAction.id))
     )
-    out = []
+    out: dict[int, list[str]] = {}
     for row in rows.scalars():
         state = {"pending": " (in progress)", "failed": " (failed)"}.get(row.status, "")
         what = f"add_word {row.argument!r}" if row.action == "add_word" else row.action
-        out.append(f"{what} by {row.actor_name or row.actor_id}{state}")
-    return tuple(out)
+        out.setdefault(row.case_id, []).append(f"{what} by {row.actor_name or row.actor_id}{state}")
+    return {case_id: tuple(done) for case_id, done in out.items()}
 
 
 class EffectRunner:
@@ -120,9 +120,10 @@ class EffectRunner:
                 pick = select(CaseAction.id).where(self._runnable(now)).order_by(col(CaseAction.id)).limit(batch)
                 if is_postgres(session):
                     pick = pick.with_for_update(skip_locked=True)
+                picked = [i for i in (await session.execute(pick)).scalars() if i is not None]
                 await session.execute(
                     update(CaseAction)
-                    .where(col(CaseAction.id).in_(pick.scalar_subquery()), self._runnable(now))
+                    .where(col(CaseAction.id).in_(picked), self._runnable(now))
                     .values(lease_token=token, lease_until=now + timedelta(seconds=self._lease))
                     .execution_options(synchronize_session=False)
                 )

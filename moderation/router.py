@@ -6,10 +6,10 @@ Exactly once, across crashes and processes, in three steps per case:
    takes row locks with `FOR UPDATE SKIP LOCKED` on PostgreSQL), writing a random token and an expiry.
    Only the token's holder touches the case's card until the lease runs out; a killed process's lease
    simply expires.
-2. **Intent before the post.** Before the first post the case is marked `card_pending` (committed). The
-   post is bounded by a timeout well inside the lease.
+2. **Intent before the post.** In the same claiming transaction, a case whose card was never posted is
+   marked `card_pending`. The post is bounded by a timeout well inside the lease.
 3. **Record after the post**, conditional on still holding the token: card reference, `routed`, the
-   audit entry — one transaction.
+   audit entry and the lease's release — one transaction.
 
 A crash between 2 and 3 leaves `card_pending` set with no card recorded. The next holder does not post
 blindly: it asks the platform for a card it already posted for this case (`find_review_card`, matched
@@ -28,7 +28,6 @@ from typing import Protocol, runtime_checkable
 
 import sqlalchemy as sa
 from sqlalchemy import and_, or_, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
@@ -38,7 +37,8 @@ from bot.events import MessageRef, OutboundMessage, Place, Platform, PlatformErr
 from moderation.audit import SYSTEM, audit
 from moderation.cards import build_card
 from moderation.effects import EffectRunner, done_actions
-from moderation.models import Case, CaseEvidence, CaseState, ModerationNotice
+from moderation.escalation import clear_problem, escalate_overdue, report_problem
+from moderation.models import Case, CaseEvidence, CaseState
 from moderation.reports import ReportService
 from moderation.store import CALL_SHARE_OF_LEASE, backoff, is_postgres, new_token, reviewer_place, rowcount
 
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 #: Cases claimed per database round trip.
 BATCH = 50
+PLATFORM_ERRORS = (PlatformError, OSError, TimeoutError)
 
 
 @runtime_checkable
@@ -66,6 +67,23 @@ class RouterRun:
     failed: int = 0
     escalated: int = 0
     effects: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """A leased case, as it was when claimed."""
+
+    case: Case
+    evidence: CaseEvidence | None
+    done: tuple[str, ...]
+    #: An earlier post may have landed without being recorded: look for the card before posting.
+    look_first: bool
+
+
+def wants_post(case: Case) -> bool:
+    """Whether the case's card must be posted or brought up to date."""
+    wants_card = case.state != CaseState.RESOLVED or case.card_message_id is not None or case.card_pending
+    return wants_card and (case.card_revision < case.revision or case.card_pending)
 
 
 class Router:
@@ -102,16 +120,16 @@ class Router:
         run = RouterRun()
         if not self._platforms:
             return run
-        run.escalated = await self._escalate_overdue()
+        run.escalated = await escalate_overdue(
+            self._sessions, minutes=self._config.moderation.escalate_after_minutes, platforms=list(self._platforms)
+        )
         while True:
             token = new_token()
-            ids = await self._claim(token)
-            if not ids:
-                break
-            run.claimed += len(ids)
-            for case_id in ids:
-                await self._sync(case_id, token, run)
-            if len(ids) < self._batch:
+            works = await self._claim(token)
+            run.claimed += len(works)
+            for work in works:
+                await self._sync(work, token, run)
+            if len(works) < self._batch:
                 break
         run.effects = await self._effects.run_pending()
         if run.claimed or run.escalated or run.effects:
@@ -129,117 +147,135 @@ class Router:
     async def sync_now(self, case_id: int) -> None:
         """Bring one case's card up to date at once, unless another run holds it (then that run will)."""
         token = new_token()
-        now = utcnow()
-        async with self._sessions() as session, session.begin():
-            got = await session.execute(
-                update(Case)
-                .where(col(Case.id) == case_id, col(Case.platform).in_(list(self._platforms)), self._free(now))
-                .values(lease_token=token, lease_until=now + timedelta(seconds=self._lease))
-            )
-        if rowcount(got):
-            await self._sync(case_id, token, RouterRun())
+        for work in await self._claim(token, case_id=case_id):
+            await self._sync(work, token, RouterRun())
 
-    @staticmethod
-    def _free(now: object) -> sa.ColumnElement[bool]:
-        return or_(col(Case.lease_token).is_(None), col(Case.lease_until) < now)
-
-    async def _claim(self, token: str) -> list[int]:
+    async def _claim(self, token: str, *, case_id: int | None = None) -> list[Work]:
+        """Lease a batch of cases (or one), read them, and mark never-posted cards as about to be posted."""
         now = utcnow()
-        due = and_(
-            col(Case.dirty).is_(True),
+        conditions = [
             col(Case.platform).in_(list(self._platforms)),
-            col(Case.next_attempt_at) <= now,
-            self._free(now),
-        )
+            or_(col(Case.lease_token).is_(None), col(Case.lease_until) < now),
+        ]
+        if case_id is None:
+            conditions += [col(Case.dirty).is_(True), col(Case.next_attempt_at) <= now]
+        else:
+            conditions.append(col(Case.id) == case_id)
+        due = and_(*conditions)
         async with self._sessions() as session, session.begin():
             pick = select(Case.id).where(due).order_by(col(Case.urgent).desc(), col(Case.id)).limit(self._batch)
             if is_postgres(session):
+                # Row locks until commit; rows another process holds are skipped, not waited for.
                 pick = pick.with_for_update(skip_locked=True)
+            # Two statements, not UPDATE … IN (subquery): PostgreSQL may re-run such a subquery and so
+            # ignore its LIMIT. The UPDATE repeats `due`, so a row taken meanwhile (SQLite) is not taken twice.
+            picked = [i for i in (await session.execute(pick)).scalars() if i is not None]
+            if not picked:
+                return []
             await session.execute(
                 update(Case)
-                .where(col(Case.id).in_(pick.scalar_subquery()), due)
+                .where(col(Case.id).in_(picked), due)
                 .values(lease_token=token, lease_until=now + timedelta(seconds=self._lease))
                 .execution_options(synchronize_session=False)
             )
-            ids = await session.execute(select(Case.id).where(Case.lease_token == token).order_by(col(Case.id)))
-            return [int(i) for i in ids.scalars() if i is not None]
-
-    async def _sync(self, case_id: int, token: str, run: RouterRun) -> None:
-        async with self._sessions() as session:
-            case = await session.get(Case, case_id, populate_existing=True)
-            if case is None or case.lease_token != token:
-                return
-            evidence = await session.get(CaseEvidence, case_id)
-            done = await done_actions(session, case_id)
-        platform = self._platforms[case.platform]
-        ok = True
-        try:
-            if case.hide_pending:
-                ok = await self._reports.hide_answer(platform, case_id=case_id) and ok
-            ok = (
-                await self._sync_card(platform=platform, case=case, evidence=evidence, done=done, token=token, run=run)
-                and ok
+            cases = list(
+                (
+                    await session.execute(
+                        select(Case)
+                        .where(col(Case.lease_token) == token)
+                        .order_by(col(Case.id))
+                        .execution_options(populate_existing=True)
+                    )
+                ).scalars()
             )
-            if ok and case.ping_pending:
-                ok = await self._ping(platform, case, token)
-        finally:
-            await self._release(case, token, failed=not ok)
-
-    async def _sync_card(
-        self,
-        *,
-        platform: Platform,
-        case: Case,
-        evidence: CaseEvidence | None,
-        done: tuple[str, ...],
-        token: str,
-        run: RouterRun,
-    ) -> bool:
-        assert case.id is not None
-        wants_card = case.state != CaseState.RESOLVED or case.card_message_id is not None or case.card_pending
-        if not wants_card or (case.card_revision >= case.revision and not case.card_pending):
-            async with self._sessions() as session, session.begin():
+            if not cases:
+                return []
+            ids = [c.id for c in cases if c.id is not None]
+            evidence = {
+                e.case_id: e
+                for e in (
+                    await session.execute(select(CaseEvidence).where(col(CaseEvidence.case_id).in_(ids)))
+                ).scalars()
+            }
+            done = await done_actions(session, ids)
+            works = [Work(c, evidence.get(c.id or 0), done.get(c.id or 0, ()), c.card_pending) for c in cases]
+            first = [c.id for c in cases if c.card_message_id is None and not c.card_pending and wants_post(c)]
+            if first:
                 await session.execute(
                     update(Case)
-                    .where(col(Case.id) == case.id, col(Case.lease_token) == token)
-                    .values(card_revision=case.revision)
+                    .where(col(Case.id).in_(first))
+                    .values(card_pending=True)
+                    .execution_options(synchronize_session=False)
                 )
-            return True
-        place = reviewer_place(self._config, case)
-        if place is None:
-            await self._notice(
-                f"nochannel:{case.platform}:{case.workspace}:{case.scope or ''}",
-                f"no reviewer channel is configured for {case.platform} (workspace {case.workspace}); case #{case.id} "
-                f"waits until one is set under [moderation] reviewer_channels (or the scope's reviewer_channels)",
-            )
-            run.failed += 1
-            return False
-        existing = case.card_ref
-        try:
-            if existing is None and case.card_pending:
-                existing = await self._find(platform, place, case.id)
-            if existing is None and not case.card_pending:
-                async with self._sessions() as session, session.begin():
-                    marked = await session.execute(
-                        update(Case)
-                        .where(col(Case.id) == case.id, col(Case.lease_token) == token)
-                        .values(card_pending=True)
+        return works
+
+    async def _sync(self, work: Work, token: str, run: RouterRun) -> None:
+        case = work.case
+        assert case.id is not None
+        platform = self._platforms[case.platform]
+        failed = False
+        record: dict[str, object] = {}
+        routed: tuple[MessageRef, Place] | None = None
+        card_ref = case.card_ref
+        if case.hide_pending and not await self._reports.hide_answer(platform, case_id=case.id):
+            failed = True
+        if wants_post(case):
+            place = reviewer_place(self._config, case)
+            if place is None:
+                failed = True
+                await report_problem(
+                    self._sessions,
+                    key=f"nochannel:{case.platform}:{case.workspace}:{case.scope or ''}",
+                    message=f"no reviewer channel is configured for {case.platform} (workspace {case.workspace}); "
+                    f"case #{case.id} waits until one is set under [moderation] reviewer_channels "
+                    "(or the scope's reviewer_channels)",
+                )
+            else:
+                try:
+                    card_ref, new = await self._post(platform, work, place)
+                except PLATFORM_ERRORS as e:
+                    failed = True
+                    run.failed += 1
+                    record["last_error"] = await self._post_failed(case, e, place)
+                else:
+                    record.update(
+                        card_workspace=card_ref.place.workspace,
+                        card_channel=card_ref.place.channel,
+                        card_message_id=card_ref.message_id,
+                        card_pending=False,
+                        card_revision=case.revision,
+                        state=sa.case(
+                            (col(Case.state) == CaseState.OPEN, CaseState.ROUTED.value), else_=col(Case.state)
+                        ),
+                        routed_at=sa.func.coalesce(col(Case.routed_at), utcnow()),
+                        attempts=0,
+                        last_error="",
                     )
-                if not rowcount(marked):
-                    return True
-            mention = self._config.moderation.escalation_mentions.get(case.platform, "")
-            card = build_card(case, evidence, place=place, mention=mention, done=done)
-            ref = await asyncio.wait_for(platform.post_review_card(card, existing=existing), self._call_timeout)
-        except (PlatformError, OSError, TimeoutError) as e:
-            await self._failed(case, token, e, place)
-            run.failed += 1
-            return False
-        await self._record(case, token, ref, place)
-        if existing is None:
-            run.posted += 1
-        else:
-            run.updated += 1
-        return True
+                    if case.card_message_id is None:
+                        routed = (card_ref, place)
+                    if new:
+                        run.posted += 1
+                    else:
+                        run.updated += 1
+        elif case.card_revision < case.revision:
+            record["card_revision"] = case.revision  # resolved before it was ever posted: no card needed
+        if case.ping_pending and not failed:
+            if card_ref is None or await self._ping(platform, case, card_ref):
+                record["ping_pending"] = False
+            else:
+                failed = True
+        await self._finish(case, token, record, failed=failed, routed=routed)
+
+    async def _post(self, platform: Platform, work: Work, place: Place) -> tuple[MessageRef, bool]:
+        case = work.case
+        assert case.id is not None
+        existing = case.card_ref
+        if existing is None and work.look_first:
+            existing = await self._find(platform, place, case.id)
+        mention = self._config.moderation.escalation_mentions.get(case.platform, "")
+        card = build_card(case, work.evidence, place=place, mention=mention, done=work.done)
+        ref = await asyncio.wait_for(platform.post_review_card(card, existing=existing), self._call_timeout)
+        return ref, existing is None
 
     async def _find(self, platform: Platform, place: Place, case_id: int) -> MessageRef | None:
         if isinstance(platform, FindsReviewCards):
@@ -253,28 +289,65 @@ class Router:
             )
         return None
 
-    async def _record(self, case: Case, token: str, ref: MessageRef, place: Place) -> None:
-        now = utcnow()
+    async def _post_failed(self, case: Case, error: BaseException, place: Place) -> str:
+        text = (str(error) or type(error).__name__)[:500]
+        log.warning("case %s: posting its card failed (attempt %d): %s", case.id, case.attempts + 1, text)
+        if isinstance(error, PlatformError) and not error.retryable:
+            await report_problem(
+                self._sessions,
+                key=_channel_key(place),
+                message=f"cannot post review cards to channel {place.channel} on {place.platform} ({text}). "
+                "Add the bot to that channel, or fix [moderation] reviewer_channels; waiting cases are posted "
+                "once it works",
+            )
+        return text
+
+    async def _ping(self, platform: Platform, case: Case, card: MessageRef) -> bool:
+        """Ping the moderators in the card's thread once a case escalates."""
+        mention = self._config.moderation.escalation_mentions.get(case.platform, "")
+        if not mention:
+            return True
+        text = f"{mention} case #{case.id} needs a moderator ({case.escalation_reason or 'escalated'})."
+        try:
+            await asyncio.wait_for(platform.send(OutboundMessage(card.place, text, reply_to=card)), self._call_timeout)
+        except PLATFORM_ERRORS as e:
+            log.warning("case %s: could not ping the moderators: %s", case.id, e)
+            return False
+        return True
+
+    async def _finish(
+        self,
+        case: Case,
+        token: str,
+        record: dict[str, object],
+        *,
+        failed: bool,
+        routed: tuple[MessageRef, Place] | None,
+    ) -> None:
+        """Record what happened and release the lease, in one transaction with the routing's audit entry."""
+        new_revision = record.get("card_revision")
+        card_revision = sa.literal(new_revision) if isinstance(new_revision, int) else col(Case.card_revision)
+        ping_pending = sa.false() if record.get("ping_pending") is False else col(Case.ping_pending)
+        values: dict[str, object] = {
+            **record,
+            "lease_token": None,
+            "lease_until": None,
+            # SET expressions see the row before this UPDATE: use the values being written.
+            "dirty": or_(col(Case.revision) > card_revision, col(Case.hide_pending), ping_pending),
+        }
+        if failed:
+            # Whatever failed (post, hide, ping) is retried by a later run, backing off each time.
+            values["attempts"] = Case.attempts + 1
+            values["next_attempt_at"] = backoff(case.attempts + 1, base=self.interval, now=utcnow())
         async with self._sessions() as session, session.begin():
             res = await session.execute(
-                update(Case)
-                .where(col(Case.id) == case.id, col(Case.lease_token) == token)
-                .values(
-                    card_workspace=ref.place.workspace,
-                    card_channel=ref.place.channel,
-                    card_message_id=ref.message_id,
-                    card_pending=False,
-                    card_revision=case.revision,
-                    state=sa.case((col(Case.state) == CaseState.OPEN, CaseState.ROUTED.value), else_=col(Case.state)),
-                    routed_at=sa.func.coalesce(col(Case.routed_at), now),
-                    attempts=0,
-                    last_error="",
-                )
+                update(Case).where(col(Case.id) == case.id, col(Case.lease_token) == token).values(**values)
             )
             if not rowcount(res):
                 log.warning("case %s: lease lost while posting its card; the next holder reconciles", case.id)
                 return
-            if case.card_message_id is None:
+            if routed is not None:
+                ref, place = routed
                 audit(
                     session,
                     actor=SYSTEM,
@@ -284,116 +357,9 @@ class Router:
                     note=f"card posted to {place.platform} #{place.channel}",
                     detail={"card": ref.key, "reviewer_channel": place.channel, "reporters": case.reporters},
                 )
-            await session.execute(sa.delete(ModerationNotice).where(col(ModerationNotice.key) == _channel_key(place)))
-
-    async def _failed(self, case: Case, token: str, error: BaseException, place: Place) -> None:
-        text = str(error) or type(error).__name__
-        async with self._sessions() as session, session.begin():
-            await session.execute(
-                update(Case)
-                .where(col(Case.id) == case.id, col(Case.lease_token) == token)
-                .values(last_error=text[:500])
-            )
-        log.warning("case %s: posting its card failed (attempt %d): %s", case.id, case.attempts + 1, text)
-        if isinstance(error, PlatformError) and not error.retryable:
-            await self._notice(
-                _channel_key(place),
-                f"cannot post review cards to channel {place.channel} on {place.platform} ({text}). "
-                "Add the bot to that channel, or fix [moderation] reviewer_channels; waiting cases are posted "
-                "once it works",
-            )
-
-    async def _notice(self, key: str, message: str) -> None:
-        """Report an operator problem once (log and audit), until it is fixed."""
-        try:
-            async with self._sessions() as session, session.begin():
-                session.add(ModerationNotice(key=key, message=message))
-                await session.flush()
-                audit(session, actor=SYSTEM, action="router.problem", note=message, detail={"key": key})
-        except IntegrityError:
-            return
-        log.error("moderation: %s", message)
-
-    async def _ping(self, platform: Platform, case: Case, token: str) -> bool:
-        """Ping the moderators in the card's thread once a case escalates."""
-        mention = self._config.moderation.escalation_mentions.get(case.platform, "")
-        async with self._sessions() as session:
-            fresh = await session.get(Case, case.id, populate_existing=True)
-        card = fresh.card_ref if fresh is not None else None
-        if card is None:
-            return False
-        if mention:
-            text = f"{mention} case #{case.id} needs a moderator ({case.escalation_reason or 'escalated'})."
-            try:
-                await asyncio.wait_for(
-                    platform.send(OutboundMessage(card.place, text, reply_to=card)), self._call_timeout
-                )
-            except (PlatformError, OSError, TimeoutError) as e:
-                log.warning("case %s: could not ping the moderators: %s", case.id, e)
-                return False
-        async with self._sessions() as session, session.begin():
-            await session.execute(
-                update(Case).where(col(Case.id) == case.id, col(Case.lease_token) == token).values(ping_pending=False)
-            )
-        return True
-
-    async def _release(self, case: Case, token: str, *, failed: bool) -> None:
-        values: dict[str, object] = {
-            "lease_token": None,
-            "lease_until": None,
-            "dirty": or_(col(Case.revision) > col(Case.card_revision), col(Case.hide_pending), col(Case.ping_pending)),
-        }
-        if failed:
-            # Whatever failed (post, hide, ping) is retried by a later run, backing off each time.
-            values["attempts"] = Case.attempts + 1
-            values["next_attempt_at"] = backoff(case.attempts + 1, base=self.interval, now=utcnow())
-        async with self._sessions() as session, session.begin():
-            await session.execute(
-                update(Case).where(col(Case.id) == case.id, col(Case.lease_token) == token).values(**values)
-            )
-
-    async def _escalate_overdue(self) -> int:
-        """Escalate routed cases nobody claimed or resolved within `escalate_after_minutes`."""
-        now = utcnow()
-        cut = now - timedelta(minutes=self._config.moderation.escalate_after_minutes)
-        overdue = and_(
-            col(Case.state) == CaseState.ROUTED,
-            col(Case.claimed_by_id).is_(None),
-            col(Case.escalated).is_(False),
-            col(Case.routed_at) < cut,
-            col(Case.platform).in_(list(self._platforms)),
-        )
-        count = 0
-        async with self._sessions() as session, session.begin():
-            pick = select(Case.id, Case.scope).where(overdue).limit(100)
-            if is_postgres(session):
-                pick = pick.with_for_update(skip_locked=True)
-            rows = list((await session.execute(pick)).all())
-            minutes = self._config.moderation.escalate_after_minutes
-            for case_id, scope in rows:
-                res = await session.execute(
-                    update(Case)
-                    .where(col(Case.id) == case_id, overdue)
-                    .values(
-                        escalated=True,
-                        urgent=True,
-                        ping_pending=True,
-                        escalation_reason=f"unreviewed for {minutes:g} min",
-                        revision=Case.revision + 1,
-                        dirty=True,
-                    )
-                )
-                if rowcount(res):
-                    count += 1
-                    audit(
-                        session,
-                        actor=SYSTEM,
-                        action="case.escalated",
-                        case_id=case_id,
-                        scope=scope,
-                        note=f"unreviewed for {minutes:g} minutes",
-                    )
-        return count
+                if case.attempts:
+                    # Only a case whose post failed before can mean a reported channel problem is now fixed.
+                    await clear_problem(session, key=_channel_key(place))
 
 
 def _channel_key(place: Place) -> str:

@@ -72,6 +72,15 @@ class LoopExecutor(BaseExecutor):  # type: ignore[misc]
         self._handlers = dict(handlers)
         self._futures: set[concurrent.futures.Future[list[JobExecutionEvent]]] = set()
 
+    def submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        """Start a run unless the previous one is still going (a long router pass is normal, not a warning)."""
+        assert self._lock is not None, "the scheduler starts the executor first"
+        with self._lock:
+            if self._instances[job.id] >= job.max_instances:
+                log.debug("scheduled job %s is still running; this run is skipped", job.id)
+                return
+        super().submit_job(job, run_times)
+
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
         handler = self._handlers.get(job.id)
         if handler is None:

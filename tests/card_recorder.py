@@ -16,6 +16,7 @@ import os
 import random
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -42,6 +43,8 @@ class Recorder:
     cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Every new card post: (case_id, card id, pid).
     posts: list[tuple[int, str, int]] = field(default_factory=list)
+    #: `time.monotonic()` of each post in `posts` (for benchmarks).
+    post_times: list[float] = field(default_factory=list)
     updates: int = 0
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     private: list[dict[str, Any]] = field(default_factory=list)
@@ -139,6 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
                 cid = rec.new_id()
                 rec.cards[cid] = body
                 rec.posts.append((int(body["case_id"]), cid, self._pid))
+                rec.post_times.append(time.monotonic())
                 return 200, {"id": cid}
 
             self._act("post_card", post)
