@@ -17,7 +17,7 @@ from typing import Any
 from bot import __version__, db
 from bot.config import DATABASE_URL_ENV as db_env
 from bot.config import Config, ConfigError, load_config
-from bot.events import Platform
+from bot.events import Platform, PlatformError
 from bot.logs import setup_logging
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"scopebot: error: {e}. Check [database] url (or {db_env}) and that the server is running.", file=sys.stderr
         )
+        return EXIT_RUNTIME
+    except PlatformError as e:
+        # A platform that cannot start (unreachable, port taken): one line, not a traceback.
+        print(f"scopebot: error: {e}", file=sys.stderr)
         return EXIT_RUNTIME
     except KeyboardInterrupt:
         return 130

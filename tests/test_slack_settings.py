@@ -102,6 +102,7 @@ async def _run_cli(config: Path, env: dict[str, str]) -> tuple[int, str]:
     return proc.returncode, err.decode()
 
 
+@pytest.mark.slow
 async def test_rejected_bot_token_stops_the_cli_with_one_line(write_config: Callable[..., Path]) -> None:
     config = write_config()
     async with FakeSlack() as slack:
@@ -123,3 +124,26 @@ async def test_missing_bot_token_stops_the_cli_before_starting(write_config: Cal
     assert code == 2
     assert err.strip().splitlines()[-1].startswith("scopebot: error: SLACK_BOT_TOKEN is not set")
     assert "s3cr3t" not in err
+
+
+@pytest.mark.slow
+async def test_taken_port_stops_the_cli_with_one_line(write_config: Callable[..., Path]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        async with FakeSlack() as slack:
+            env = {
+                "SLACK_BOT_TOKEN": "xoxb-1-fake-bot-token",
+                "SLACK_SIGNING_SECRET": "s",
+                "SLACK_API_URL": slack.api_url,
+                "SCOPEBOT_HOST": "127.0.0.1",
+                "SCOPEBOT_PORT": str(port),
+            }
+            code, err = await _run_cli(write_config(), env)
+    assert code == 1, err
+    [line] = [line for line in err.splitlines() if line.startswith("scopebot: error:")]
+    assert f"127.0.0.1:{port}" in line and "SCOPEBOT_PORT" in line
+    assert "Traceback" not in err

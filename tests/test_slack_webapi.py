@@ -208,3 +208,21 @@ async def test_escalation_ping_is_a_real_mention_only_in_reviewer_channels(serve
     assert slack.calls_to("chat.postMessage")[-2]["blocks"][0]["text"]["text"] == "<!subteam^S0MODS>"
     await a.send(OutboundMessage(GENERAL, "S0MODS look"))
     assert slack.calls_to("chat.postMessage")[-1]["text"] == "S0MODS look"
+
+
+async def test_long_answers_are_split_into_thread_replies_within_slack_limits(served: Served) -> None:
+    from bot.replier import StreamingReply
+
+    a, slack = served.adapter, served.slack
+    question = MessageRef(GENERAL, slack.add_message("CGENERAL", "UMEMBER", "tell me everything"))
+    reply = StreamingReply(a, OutboundMessage(GENERAL, "", reply_to=question))
+    paragraph = ("Tuition & fees <2026> are listed per term. " * 20).strip()
+    text = "\n\n".join([paragraph] * 12)
+    await reply.update(text[:5000])
+    refs = await reply.finish(text)
+    assert len(refs) == len(text) // a.limits.max_message_chars + 1
+    parts = [slack.message("CGENERAL", r.message_id) for r in refs]
+    assert all(p is not None and p["thread_ts"] == question.message_id for p in parts)
+    assert all(len(p["text"]) <= 40_000 for p in parts if p)  # Slack's hard limit, escapes included
+    shown = "\n\n".join(p["text"] for p in parts if p).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    assert shown.split() == text.split()
