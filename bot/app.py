@@ -24,6 +24,7 @@ from bot.pipeline import Pipeline
 from bot.scopes import ScopeRegistry
 from moderation.rights import is_moderator
 from moderation.wiring import ModerationRuntime, build_moderation
+from moderation.wordlist import OverlayPhrases
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,13 @@ def build_app(config: Config, *, platforms: list[Platform] | None = None) -> App
     commands = CommandRouter(is_moderator=rights)
     scope_admin = ScopeAdmin(config=config, registry=scopes, sessions=sessions)
     register_scope_command(commands, scope_admin)
-    moderation = build_moderation(config=config, sessions=sessions, scopes=scopes, platforms=list(platforms or []))
+    moderation = build_moderation(
+        config=config,
+        sessions=sessions,
+        scopes=scopes,
+        platforms=list(platforms or []),
+        phrases=OverlayPhrases(scope_admin),
+    )
     moderation.service.register_commands(commands)
     dispatcher = Dispatcher(
         config=config, scopes=scopes, pipeline=pipeline, commands=commands, moderation=moderation.service

@@ -37,6 +37,10 @@ MAX_EFFECT_ATTEMPTS = 5
 PLATFORM_FREE = ("add_word",)
 
 
+class PhraseRejected(Exception):
+    """The word list refused the phrase (e.g. its scope is gone); the message says why."""
+
+
 class PhraseSink(Protocol):
     """Where `add_word` puts a phrase: the scope gate's word lists (see `moderation.wordlist`)."""
 
@@ -150,8 +154,9 @@ class EffectRunner:
             mute_until = await asyncio.wait_for(
                 self._effect(row, case, answer, refs), self._lease * CALL_SHARE_OF_LEASE
             )
-        except (PlatformError, OSError, TimeoutError) as e:
-            retry = (not isinstance(e, PlatformError) or e.retryable) and row.attempts + 1 < MAX_EFFECT_ATTEMPTS
+        except (PlatformError, OSError, TimeoutError, PhraseRejected) as e:
+            retryable = isinstance(e, OSError | TimeoutError) or (isinstance(e, PlatformError) and e.retryable)
+            retry = retryable and row.attempts + 1 < MAX_EFFECT_ATTEMPTS
             return await self._failed(row, case, token, e, retry=retry)
         async with self._sessions() as session, session.begin():
             await session.execute(

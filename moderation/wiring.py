@@ -48,7 +48,11 @@ def build_moderation(
     platforms: Sequence[Platform],
     phrases: PhraseSink | None = None,
 ) -> ModerationRuntime:
-    """Every moderation service for `config`, serving `platforms`; nothing runs until `start()`."""
+    """Every moderation service for `config`, serving `platforms`; nothing runs until `start()`.
+
+    `phrases` is where `add_word` puts a phrase: the app passes the scope gate's overlay
+    (`OverlayPhrases`); without it a phrase holds in this process only.
+    """
     by_name = {p.name: p for p in platforms}
     reports = ReportService(config=config, sessions=sessions, scopes=scopes)
     actions = ActionService(config=config, sessions=sessions)

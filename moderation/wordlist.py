@@ -1,29 +1,44 @@
-"""Where `add_word` puts a phrase when no persistent run-time word-list overlay is wired in.
-
-The scope gate owns word lists (bot/gate/). Until its run-time overlay is wired into the app, this
-default lays the phrase over the scope in the live `ScopeRegistry`, so this process blocks it at once;
-the audit entry (`case.add_word`) keeps the phrase for an operator to copy into scopebot.toml.
-"""
+"""Where `add_word` puts a phrase: the scope gate's run-time overlay, or (without one) the live registry."""
 
 from __future__ import annotations
 
 import logging
 
 from bot.events import Actor
+from bot.gate.overlay import ScopeAdmin, ScopeChangeError
 from bot.scopes import ScopeRegistry
+from moderation.effects import PhraseRejected
 
 log = logging.getLogger(__name__)
 
 
+class OverlayPhrases:
+    """A `PhraseSink` over the gate's `ScopeAdmin`: stored in the database, in force at once, audited."""
+
+    def __init__(self, admin: ScopeAdmin) -> None:
+        self._admin = admin
+
+    async def add_blocked_phrase(self, *, scope: str, phrase: str, actor: Actor, case_id: int | None) -> None:
+        """Add `phrase` to the scope's blocked words through the overlay (`scope.add_word` in the audit log)."""
+        try:
+            await self._admin.change(actor=actor, operation="add-word", scope=scope, args=[phrase])
+        except ScopeChangeError as e:
+            raise PhraseRejected(str(e)) from e
+        log.info("scope %s: %s added a blocked phrase (case %s)", scope, actor.user_id, case_id)
+
+
 class RegistryPhrases:
-    """A `PhraseSink` that extends the in-memory scope's `blocked_words` (not persisted across restarts)."""
+    """A `PhraseSink` that extends the in-memory scope only (this process, until restart): for tests and tools."""
 
     def __init__(self, scopes: ScopeRegistry) -> None:
         self._scopes = scopes
 
     async def add_blocked_phrase(self, *, scope: str, phrase: str, actor: Actor, case_id: int | None) -> None:
         """Block `phrase` in `scope` in this process from now on."""
-        current = self._scopes.get(scope)
+        try:
+            current = self._scopes.get(scope)
+        except KeyError:
+            raise PhraseRejected(f"no scope {scope!r}") from None
         words = list(current.blocked_words)
         if phrase.lower() not in (w.lower() for w in words):
             words.append(phrase)

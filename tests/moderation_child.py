@@ -1,8 +1,11 @@
-"""A bot process for the crash and two-process tests: the real app (scheduler, router, filing) on the recorder.
+"""A bot process for the crash and two-process tests: the moderation side of the bot, on the recorder platform.
 
-`python -m tests.moderation_child CONFIG RECORDER_URL FLAGS_JSON` starts the app, delivers every flag of
-FLAGS_JSON (as a platform that redelivers unacknowledged events would: repeats are no-ops), lets the
-scheduled router work, and exits 0 once nothing is left to do — unless the recorder kills it first.
+`python -m tests.moderation_child CONFIG RECORDER_URL FLAGS_JSON` migrates the database, builds the
+moderation services exactly as `bot/app.py` does (`build_moderation`: filing, APScheduler with its job
+table, router, effects), delivers every flag of FLAGS_JSON (as a platform that redelivers unacknowledged
+events would: repeats are no-ops), lets the scheduled router work, and exits 0 once nothing is left to
+do — unless the recorder kills it first. The answering pipeline is left out: it plays no part in
+routing, and loading its embedding model would make each of the many restarts take half a minute.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from sqlalchemy import func, or_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from bot.app import build_app
+from bot import db
 from bot.config import load_config
 from bot.events import Actor, MessageRef, ReactionAdded
 from bot.logs import setup_logging
+from bot.scopes import ScopeRegistry
 from moderation.models import ActionStatus, Case, CaseAction
+from moderation.wiring import build_moderation
 from tests.recorder_platform import NAME, RecorderPlatform
 
 
@@ -42,17 +47,31 @@ async def run(config_path: Path, recorder_url: str, flags: list[list[str]]) -> i
     """Deliver `flags` (channel, message id, reporter), then serve until idle."""
     config = load_config(config_path)
     platform = RecorderPlatform(recorder_url)
-    app = build_app(config, platforms=[platform])
-    await app.start()
+    engine = db.create_engine(config.database.url)
+    sessions = db.sessionmaker(engine)
     try:
-        for channel, message_id, reporter in flags:
-            target = MessageRef(platform.place(channel), message_id)
-            await app.dispatcher.handle(platform, ReactionAdded(target, Actor(NAME, reporter, reporter), "flag"))
-        while not await idle(app.sessions):  # noqa: ASYNC110 - polling the shared database is the point
-            await asyncio.sleep(0.1)
+        await db.upgrade(engine)
+        runtime = build_moderation(config=config, sessions=sessions, scopes=ScopeRegistry(config), platforms=[platform])
+        await platform.start(_no_events)
+        await runtime.start()
+        try:
+            for channel, message_id, reporter in flags:
+                target = MessageRef(platform.place(channel), message_id)
+                await runtime.service.on_reaction(
+                    platform, ReactionAdded(target, Actor(NAME, reporter, reporter), "flag")
+                )
+            while not await idle(sessions):  # noqa: ASYNC110 - polling the shared database is the point
+                await asyncio.sleep(0.1)
+        finally:
+            await runtime.stop()
+            await platform.stop()
     finally:
-        await app.stop()
+        await engine.dispose()
     return 0
+
+
+async def _no_events(event: object) -> None:
+    """Flags are delivered by `run` itself."""
 
 
 if __name__ == "__main__":

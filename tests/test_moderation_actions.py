@@ -9,10 +9,14 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from bot.events import Place
+from bot.gate.overlay import ScopeAdmin
+from bot.scopes import ScopeRegistry
 from moderation.actions import parse_duration
 from moderation.audit import entries
 from moderation.models import Case, CaseAction, Mute
 from moderation.router import route_until_idle
+from moderation.wiring import build_moderation
+from moderation.wordlist import OverlayPhrases
 from tests.fakes import MemoryPlatform
 from tests.moderation_support import Harness, harness
 
@@ -105,6 +109,42 @@ async def test_add_word_blocks_the_phrase_in_the_scope(tmp_path: Path, db_url: s
         async with h.sessions() as session:
             trail = await entries(session, case_id=case_id)
         assert trail[-1].action == "case.add_word" and trail[-1].detail["argument"] == "cheap essays"
+
+
+async def test_add_word_goes_to_the_gate_overlay_and_survives_a_restart(tmp_path: Path, db_url: str) -> None:
+    async with harness(tmp_path, db_url) as h:
+        registry = ScopeRegistry(h.config)
+        admin = ScopeAdmin(config=h.config, registry=registry, sessions=h.sessions)
+        runtime = build_moderation(
+            config=h.config,
+            sessions=h.sessions,
+            scopes=registry,
+            platforms=[h.platform],
+            phrases=OverlayPhrases(admin),
+        )
+        msg = h.platform.post_as(h.member("alice"), h.platform.place("admissions"), "buy essays here")
+        await runtime.service.on_reaction(h.platform, h.flag(msg, "bob"))
+        async with h.sessions() as session:
+            case_id = (await session.execute(select(Case.id))).scalars().one() or 0
+        text = await runtime.service.act(
+            platform=h.platform,
+            actor=h.member("mod"),
+            place=None,
+            case_id=case_id,
+            action="add_word",
+            argument="buy essays",
+        )
+        assert "Added 'buy essays'" in text
+        assert "buy essays" in registry.get("college").blocked_words
+
+        # After a restart the overlay puts the phrase in force again.
+        fresh = ScopeRegistry(h.config)
+        assert "buy essays" not in fresh.get("college").blocked_words
+        await ScopeAdmin(config=h.config, registry=fresh, sessions=h.sessions).load()
+        assert "buy essays" in fresh.get("college").blocked_words
+        async with h.sessions() as session:
+            actions = [e.action for e in await entries(session)]
+        assert "case.add_word" in actions and "scope.add_word" in actions
 
 
 async def test_claim_and_escalate(tmp_path: Path, db_url: str) -> None:
