@@ -65,7 +65,7 @@ def web_client(settings: SlackSettings) -> AsyncWebClient:
         AsyncRateLimitErrorRetryHandler(max_retry_count=3),
         AsyncServerErrorRetryHandler(max_retry_count=2),
     ]
-    kwargs: dict[str, Any] = {"token": settings.bot_token, "timeout": 20, "retry_handlers": handlers}
+    kwargs: dict[str, Any] = {"token": settings.bot_token, "timeout": settings.api_timeout, "retry_handlers": handlers}
     if settings.api_url:
         kwargs["base_url"] = settings.api_url
     return AsyncWebClient(**kwargs)
@@ -379,7 +379,7 @@ class SlackAdapter:
         await self.send(direct)
 
     async def _respond(self, url: str, reply: Reply) -> bool:
-        hook = AsyncWebhookClient(url, timeout=20, retry_handlers=self.client.retry_handlers)
+        hook = AsyncWebhookClient(url, timeout=self.settings.api_timeout, retry_handlers=self.client.retry_handlers)
         try:
             resp = await hook.send(text=edge.escape(reply.text), response_type="ephemeral", replace_original=False)
         except (aiohttp.ClientError, TimeoutError) as e:

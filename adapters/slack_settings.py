@@ -40,6 +40,8 @@ class SlackSettings:
     reviewer_channels: frozenset[str] = frozenset()
     #: `moderation.escalation_mentions.slack`: a user group `S…`, a user `U…`, or Slack markup.
     escalation_mention: str = ""
+    #: Seconds one Web API call may take before it fails (and is reported, never waited on forever).
+    api_timeout: int = 20
 
     @property
     def mode(self) -> Literal["socket", "http"]:

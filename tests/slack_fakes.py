@@ -55,6 +55,8 @@ class Failure:
     retry_after: int | None = None
     channel: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Seconds to hang before answering (a slow or stuck Slack).
+    delay: float = 0.0
 
 
 class FakeSlack:
@@ -216,6 +218,8 @@ class FakeSlack:
         for i, f in enumerate(queued):
             if f.channel is None or f.channel == args.get("channel"):
                 queued.pop(i)
+                if f.delay:
+                    await asyncio.sleep(f.delay)
                 headers = {"Retry-After": str(f.retry_after)} if f.retry_after is not None else {}
                 if f.status != 200:
                     return web.json_response(

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
@@ -19,7 +20,17 @@ from adapters.slack_settings import SlackSettings
 from bot.app import App, build_app
 from bot.config import load_config
 from bot.models import BotAnswer
-from tests.slack_fakes import APP_TOKEN, BOT_TOKEN, Failure, FakeSlack, event_body, http_settings, mention, signed_post
+from tests.slack_fakes import (
+    APP_TOKEN,
+    BOT_TOKEN,
+    Failure,
+    FakeSlack,
+    command_form,
+    event_body,
+    http_settings,
+    mention,
+    signed_post,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -136,3 +147,23 @@ async def test_socket_mode_answers_end_to_end(write_config: Callable[..., Path],
             [row] = await _wait_answers(app, 1)
         assert row.verdict == "answer" and row.channel == "D0DM"
         assert "\n".join(unescape(m["text"]) for m in thread_replies(slack, "D0DM", ts)) == row.answer
+
+
+async def test_slash_command_ask_answers_in_the_channel_and_help_is_private(
+    write_config: Callable[..., Path], tiny_gguf: Path
+) -> None:
+    async with FakeSlack() as slack, aiohttp.ClientSession() as http:
+        async with running(write_config(model=tiny_gguf), http_settings(slack)) as (app, adapter):
+            url = f"http://127.0.0.1:{adapter.port}/slack/events"
+            ask_form = command_form("ask How much is tuition?", user="UASK", response_url=slack.hook_url("ask"))
+            assert (await signed_post(http, url, urlencode(ask_form), form=True)).status == 200
+            [row] = await _wait_answers(app, 1)
+            cases = command_form("cases", user="UMEMBER", response_url=slack.hook_url("cases"))
+            await signed_post(http, url, urlencode(cases), form=True)
+            await slack.wait_for(lambda: [h for h in slack.hooks if h["hook"] == "cases"], what="the refusal")
+        [post] = [m for m in slack.bot_messages("CGENERAL")]
+        assert "thread_ts" not in post  # no question message to thread under: the answer quotes it instead
+        assert unescape(post["text"]).startswith("> How much is tuition?\n(asked by uask)")
+        assert row.verdict == "answer" and row.question == "How much is tuition?"
+        [refusal] = [h for h in slack.hooks if h["hook"] == "cases"]
+        assert refusal["text"] == "Only moderators can use that command." and refusal["response_type"] == "ephemeral"

@@ -226,3 +226,13 @@ async def test_long_answers_are_split_into_thread_replies_within_slack_limits(se
     assert all(len(p["text"]) <= 40_000 for p in parts if p)  # Slack's hard limit, escapes included
     shown = "\n\n".join(p["text"] for p in parts if p).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     assert shown.split() == text.split()
+
+
+async def test_a_hung_web_api_call_times_out_as_a_retryable_error() -> None:
+    async with FakeSlack() as slack, serve_http(slack, api_timeout=1) as s:
+        slack.fail("chat.postMessage", Failure(delay=3, error="late"))
+        with pytest.raises(PlatformError) as e:
+            await s.adapter.send(OutboundMessage(GENERAL, "hello"))
+        assert e.value.retryable and "chat.postMessage" in str(e.value) and "CGENERAL" in str(e.value)
+        ref = await s.adapter.send(OutboundMessage(GENERAL, "hello again"))
+        assert slack.message("CGENERAL", ref.message_id) is not None
