@@ -18,18 +18,14 @@ import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
-from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from adapters import slack_cards as cards
 from adapters import slack_edge as edge
+from adapters import slack_errors as errors
 from adapters.slack_settings import SlackSettings, settings_from_env
-from adapters.slack_transport import HttpTransport, SocketTransport, Transport
+from adapters.slack_transport import HttpTransport, SocketTransport, Transport, web_client
 from bot.cli import CredentialsError
 from bot.config import Config
 from bot.events import (
@@ -56,19 +52,6 @@ SLACK_LIMITS = PlatformLimits(max_message_chars=3800, edit_interval=1.5, support
 RESPONSE_URL_SECONDS = 25 * 60
 #: Event ids remembered to drop Slack's redeliveries of an event already handled.
 SEEN_EVENTS = 2000
-
-
-def web_client(settings: SlackSettings) -> AsyncWebClient:
-    """The Web API client: `SLACK_API_URL` as base, 429s retried after Retry-After, 5xx and resets retried."""
-    handlers = [
-        AsyncConnectionErrorRetryHandler(max_retry_count=2),
-        AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-        AsyncServerErrorRetryHandler(max_retry_count=2),
-    ]
-    kwargs: dict[str, Any] = {"token": settings.bot_token, "timeout": settings.api_timeout, "retry_handlers": handlers}
-    if settings.api_url:
-        kwargs["base_url"] = settings.api_url
-    return AsyncWebClient(**kwargs)
 
 
 class SlackAdapter:
@@ -118,7 +101,7 @@ class SlackAdapter:
             auth = await self.client.auth_test()
         except SlackApiError as e:
             error = str(e.response.get("error", "")) if isinstance(e.response.data, dict) else ""
-            if error in edge.AUTH:
+            if error in errors.AUTH:
                 raise CredentialsError(
                     f"SLACK_BOT_TOKEN was rejected by Slack ({error}); set a valid bot token"
                 ) from None
@@ -168,7 +151,7 @@ class SlackAdapter:
         # Everything else subscribed (edits, joins, …) is acknowledged, so Slack does not redeliver it.
         app.event(re.compile(".*"))(self._on_other)
         app.command(edge.COMMAND)(self._on_command)
-        app.action(re.compile("^" + re.escape(edge.ACTION_PREFIX)))(self._on_action)
+        app.action(re.compile("^" + re.escape(cards.ACTION_PREFIX)))(self._on_action)
         app.action(re.compile(".*"))(self._on_other_action)
         return app
 
@@ -200,7 +183,7 @@ class SlackAdapter:
             channel=channel.get("id") if isinstance(channel, dict) else None,
             user=user.get("id") if isinstance(user, dict) else None,
         )
-        self._translate_and_deliver("button press", lambda: edge.block_action_to_event(body))
+        self._translate_and_deliver("button press", lambda: cards.block_action_to_event(body))
 
     async def _on_other_action(self, ack: AsyncAck) -> None:
         await ack()
@@ -256,7 +239,7 @@ class SlackAdapter:
             return await call
         except SlackApiError as e:
             data = e.response.data if isinstance(e.response.data, dict) else {}
-            problem = edge.describe_api_error(
+            problem = errors.describe_api_error(
                 method,
                 where,
                 error=str(data.get("error", "")),
@@ -264,7 +247,7 @@ class SlackAdapter:
                 needed=str(data.get("needed", "")),
             )
         except (aiohttp.ClientError, TimeoutError) as e:
-            problem = edge.ApiProblem(f"Slack {method} failed ({where}): {type(e).__name__} {e}".strip(), True, None)
+            problem = errors.ApiProblem(f"Slack {method} failed ({where}): {type(e).__name__} {e}".strip(), True, None)
         log.warning("%s", problem.text)
         raise PlatformError(problem.text, retryable=problem.retryable, status=problem.status)
 
@@ -327,13 +310,13 @@ class SlackAdapter:
             if existing is not None:
                 try:
                     await self._call(
-                        "chat.update", where, self.client.chat_update(**edge.card_args(card, existing=existing))
+                        "chat.update", where, self.client.chat_update(**cards.card_args(card, existing=existing))
                     )
                     return existing
                 except PlatformError as e:
                     if e.status != 404:
                         raise
-            args = edge.card_args(card)
+            args = cards.card_args(card)
             resp = await self._call("chat.postMessage", where, self.client.chat_postMessage(**args))
         except PlatformError as e:
             if not e.retryable and channel not in self._unpostable:
@@ -355,7 +338,7 @@ class SlackAdapter:
                 return None
             raise
         for message in resp.get("messages") or []:
-            if isinstance(message, dict) and edge.is_card_for(
+            if isinstance(message, dict) and cards.is_card_for(
                 message, case_id, bot_id=self.bot_id, bot_user_id=self.bot_user_id
             ):
                 return MessageRef(place, str(message["ts"]))

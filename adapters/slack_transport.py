@@ -1,21 +1,26 @@
-"""How Slack's events reach the bolt app: a Socket Mode connection, or an HTTP server for the Events API."""
+"""How the adapter talks to Slack: the Web API client, and Socket Mode or an HTTP server for incoming requests."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_edge import AUTH
-from adapters.slack_settings import EVENTS_PATH, HEALTH_PATH
+from adapters.slack_errors import AUTH
+from adapters.slack_settings import EVENTS_PATH, HEALTH_PATH, SlackSettings
 from bot.cli import CredentialsError
 from bot.events import PlatformError
 
@@ -23,6 +28,19 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait for the first Socket Mode connection before giving up on starting.
 CONNECT_TIMEOUT = 30.0
+
+
+def web_client(settings: SlackSettings) -> AsyncWebClient:
+    """The Web API client: `SLACK_API_URL` as base, 429s retried after Retry-After, 5xx and resets retried."""
+    handlers = [
+        AsyncConnectionErrorRetryHandler(max_retry_count=2),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+        AsyncServerErrorRetryHandler(max_retry_count=2),
+    ]
+    kwargs: dict[str, Any] = {"token": settings.bot_token, "timeout": settings.api_timeout, "retry_handlers": handlers}
+    if settings.api_url:
+        kwargs["base_url"] = settings.api_url
+    return AsyncWebClient(**kwargs)
 
 
 class Transport(Protocol):

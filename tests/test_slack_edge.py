@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from adapters import slack_cards as cards
 from adapters import slack_edge as edge
+from adapters import slack_errors as errors
 from bot.events import (
     FLAG,
     CardAction,
@@ -132,13 +134,13 @@ def test_event_without_team_or_body_is_malformed() -> None:
 def test_button_press_carries_case_action_card_and_note() -> None:
     body = block_actions(
         user="UMOD",
-        action_id=edge.action_id_for(42, "add_word"),
-        value=edge.action_value_for(42, "add_word"),
+        action_id=cards.action_id_for(42, "add_word"),
+        value=cards.action_value_for(42, "add_word"),
         channel="CREV",
         message_ts="9.9",
         note="  bad phrase ",
     )
-    got = edge.block_action_to_event(body)
+    got = cards.block_action_to_event(body)
     assert isinstance(got, CardAction)
     assert (got.case_id, got.action, got.argument) == (42, "add_word", "bad phrase")
     assert got.card == MessageRef(Place("slack", TEAM, "CREV"), "9.9")
@@ -147,12 +149,12 @@ def test_button_press_carries_case_action_card_and_note() -> None:
 
 def test_foreign_and_forged_buttons_are_not_card_actions() -> None:
     other = block_actions(user="U1", action_id="someone_else", value="x", channel="C", message_ts="1")
-    assert isinstance(edge.block_action_to_event(other), edge.Ignored)
+    assert isinstance(cards.block_action_to_event(other), edge.Ignored)
     for action_id in ("scopebot:case:abc:dismiss", "scopebot:case:1:DROP TABLE", "scopebot:case:1"):
         forged = block_actions(user="U1", action_id=action_id, value="zz", channel="C", message_ts="1")
-        assert isinstance(edge.block_action_to_event(forged), edge.Ignored)
+        assert isinstance(cards.block_action_to_event(forged), edge.Ignored)
     with pytest.raises(edge.SlackPayloadError, match="actions"):
-        edge.block_action_to_event(
+        cards.block_action_to_event(
             block_actions(user="U1", action_id="a", value="b", channel="C", message_ts="1") | {"actions": []}
         )
 
@@ -192,7 +194,7 @@ def _card(**kw: Any) -> ReviewCard:
 
 
 def test_review_card_blocks_carry_the_case_in_every_button() -> None:
-    args = edge.card_args(_card())
+    args = cards.card_args(_card())
     assert args["channel"] == "CREV"
     assert "case #12" in args["text"]
     blocks = args["blocks"]
@@ -203,10 +205,10 @@ def test_review_card_blocks_carry_the_case_in_every_button() -> None:
     ]
     assert buttons[1]["style"] == "danger" and "style" not in buttons[0]
     for b in buttons:
-        assert edge.parse_action(b["action_id"], b["value"]) == (12, b["value"].split(":")[1])
+        assert cards.parse_action(b["action_id"], b["value"]) == (12, b["value"].split(":")[1])
     text = json.dumps(blocks)
     assert "<!here>" not in text and "&lt;@U1&gt;" in text
-    assert any(b["type"] == "input" and b["block_id"].startswith(edge.NOTE_PREFIX) for b in blocks)
+    assert any(b["type"] == "input" and b["block_id"].startswith(cards.NOTE_PREFIX) for b in blocks)
     assert len(blocks) <= 50
 
 
@@ -214,44 +216,44 @@ def test_card_update_targets_the_existing_message_and_respects_limits() -> None:
     existing = MessageRef(Place("slack", TEAM, "CREV"), "7.7")
     many = tuple(CardButton(f"a{i}", "L" * 100) for i in range(30))
     card = _card(title="T" * 400, fields=tuple((f"k{i}", "v" * 3000) for i in range(12)), body="b" * 5000, buttons=many)
-    args = edge.card_args(card, existing=existing)
+    args = cards.card_args(card, existing=existing)
     assert (args["channel"], args["ts"]) == ("CREV", "7.7")
     blocks = args["blocks"]
     header = next(b for b in blocks if b["type"] == "header")
-    assert len(header["text"]["text"]) <= edge.HEADER_MAX
+    assert len(header["text"]["text"]) <= cards.HEADER_MAX
     for b in blocks:
         for f in b.get("fields", []):
-            assert len(f["text"]) <= edge.FIELD_MAX
-        assert len(b.get("fields", [])) <= edge.FIELDS_PER_SECTION
+            assert len(f["text"]) <= cards.FIELD_MAX
+        assert len(b.get("fields", [])) <= cards.FIELDS_PER_SECTION
         if b["type"] == "section" and "text" in b:
-            assert len(b["text"]["text"]) <= edge.SECTION_MAX
+            assert len(b["text"]["text"]) <= cards.SECTION_MAX
         if b["type"] == "actions":
-            assert len(b["elements"]) <= edge.BUTTONS_PER_BLOCK
-            assert all(len(e["text"]["text"]) <= edge.BUTTON_LABEL_MAX for e in b["elements"])
+            assert len(b["elements"]) <= cards.BUTTONS_PER_BLOCK
+            assert all(len(e["text"]["text"]) <= cards.BUTTON_LABEL_MAX for e in b["elements"])
     assert sum(len(b["elements"]) for b in blocks if b["type"] == "actions") == 30
 
 
 def test_resolved_card_has_no_buttons_and_escalation_pings_the_group() -> None:
-    resolved = edge.card_blocks(_card(buttons=(), status="resolved: dismissed by UMOD"))
+    resolved = cards.card_blocks(_card(buttons=(), status="resolved: dismissed by UMOD"))
     assert not any(b["type"] in ("actions", "input") for b in resolved)
-    urgent = edge.card_blocks(_card(urgent=True, mention="S0MODS"))
+    urgent = cards.card_blocks(_card(urgent=True, mention="S0MODS"))
     assert urgent[0]["text"]["text"] == "<!subteam^S0MODS>"
     assert edge.mention_markup("U123") == "<@U123>"
     assert edge.mention_markup("@moderators <x>") == "@moderators &lt;x&gt;"
 
 
 def test_api_errors_are_described_with_what_to_do() -> None:
-    gone = edge.describe_api_error("chat.update", "channel C1", error="message_not_found", status=200)
+    gone = errors.describe_api_error("chat.update", "channel C1", error="message_not_found", status=200)
     assert (gone.status, gone.retryable) == (404, False)
-    scope = edge.describe_api_error(
+    scope = errors.describe_api_error(
         "chat.postMessage", "channel C1", error="missing_scope", status=200, needed="chat:write"
     )
     assert "chat:write" in scope.text and scope.status == 403 and not scope.retryable
-    member = edge.describe_api_error("chat.postMessage", "channel C1", error="not_in_channel", status=200)
+    member = errors.describe_api_error("chat.postMessage", "channel C1", error="not_in_channel", status=200)
     assert "/invite" in member.text
-    busy = edge.describe_api_error("chat.postMessage", "channel C1", error="", status=503)
+    busy = errors.describe_api_error("chat.postMessage", "channel C1", error="", status=503)
     assert busy.retryable and busy.status == 503
-    limited = edge.describe_api_error("chat.update", "x", error="ratelimited", status=429)
+    limited = errors.describe_api_error("chat.update", "x", error="ratelimited", status=429)
     assert limited.retryable and limited.status == 429
 
 
@@ -268,12 +270,12 @@ def test_fetched_message_is_plain_text_with_author() -> None:
 
 
 def test_cards_are_recognised_by_case_and_author() -> None:
-    blocks = edge.card_blocks(_card(case_id=7))
+    blocks = cards.card_blocks(_card(case_id=7))
     mine = {"ts": "1.1", "bot_id": BOT_ID, "blocks": blocks}
-    assert edge.is_card_for(mine, 7, bot_id=BOT_ID, bot_user_id=BOT_USER)
-    assert not edge.is_card_for(mine, 77, bot_id=BOT_ID, bot_user_id=BOT_USER)
-    assert not edge.is_card_for(mine | {"bot_id": "BOTHER"}, 7, bot_id=BOT_ID, bot_user_id=BOT_USER)
-    assert not edge.is_card_for({"ts": "1.1", "user": BOT_USER, "text": "x"}, 7, bot_id=BOT_ID, bot_user_id=BOT_USER)
+    assert cards.is_card_for(mine, 7, bot_id=BOT_ID, bot_user_id=BOT_USER)
+    assert not cards.is_card_for(mine, 77, bot_id=BOT_ID, bot_user_id=BOT_USER)
+    assert not cards.is_card_for(mine | {"bot_id": "BOTHER"}, 7, bot_id=BOT_ID, bot_user_id=BOT_USER)
+    assert not cards.is_card_for({"ts": "1.1", "user": BOT_USER, "text": "x"}, 7, bot_id=BOT_ID, bot_user_id=BOT_USER)
 
 
 def test_only_a_leading_trusted_ping_becomes_a_mention() -> None:
