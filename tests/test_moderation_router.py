@@ -9,15 +9,16 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
+from bot.config import load_config
 from bot.db import utcnow
-from bot.events import PlatformError, ReviewCard
+from bot.events import Place, PlatformError, ReviewCard
 from moderation.audit import entries
 from moderation.cards import build_card
 from moderation.models import Case, CaseState
 from moderation.router import route_until_idle
-from moderation.store import reviewer_place
+from moderation.store import is_reviewer_channel, reviewer_channel, reviewer_place
 from tests.fakes import MemoryPlatform
-from tests.moderation_support import FindingMemoryPlatform, Harness, harness
+from tests.moderation_support import FindingMemoryPlatform, Harness, harness, write_mod_config
 
 
 async def _file(h: Harness, text: str = "spam") -> int:
@@ -176,3 +177,23 @@ def test_cards_offer_the_actions_that_fit_the_message() -> None:
     }
     case.state = CaseState.RESOLVED
     assert build_card(case, None, place=case.place).buttons == ()
+
+
+def test_reviewer_channel_per_scope_and_per_workspace(tmp_path: Path) -> None:
+    text = write_mod_config(tmp_path, "sqlite+aiosqlite:///x.db").read_text(encoding="utf-8")
+    text = text.replace(
+        'reviewer_channels = { console = "reviewers", memory = "reviewers", recorder = "reviewers" }',
+        'reviewer_channels = { slack = "CREV", "slack:T2" = "CREV2" }',
+    )
+    text = text.replace(
+        'channels = ["admissions"]', 'channels = ["admissions"]\nreviewer_channels = { slack = "CCOLLEGE" }'
+    )
+    (tmp_path / "scopebot.toml").write_text(text, encoding="utf-8")
+    config = load_config(tmp_path / "scopebot.toml")
+    assert reviewer_channel(config, platform="slack", workspace="T1", scope=None) == "CREV"
+    assert reviewer_channel(config, platform="slack", workspace="T2", scope=None) == "CREV2"
+    assert reviewer_channel(config, platform="slack", workspace="T2", scope="college") == "CCOLLEGE"
+    assert reviewer_channel(config, platform="discord", workspace="G1", scope="college") is None
+    # A flag on a review card is not a report.
+    assert is_reviewer_channel(config, Place("slack", "T1", "CCOLLEGE"))
+    assert not is_reviewer_channel(config, Place("slack", "T1", "CGENERAL"))
