@@ -45,6 +45,10 @@ class LlamaCppEngine:
                 n_ubatch=batch_size,
                 n_threads=threads,
                 n_threads_batch=threads,
+                # On AVX2/AVX-512 CPUs llama.cpp repacks Q4_0 weights into its own layout at load; with mmap
+                # the file's pages stay mapped besides the copy and the resident size doubles (9.0 against
+                # 5.6 GiB on LLaMA-2-7B's shape, bench/RESULTS.md), so read the file instead.
+                use_mmap=False,
                 verbose=False,
             )
         except (RuntimeError, OSError, ValueError) as e:
