@@ -146,7 +146,7 @@ class ActionService:
             return f"Case #{case.id} is about a member's message, not a bot answer; use remove or dismiss."
         if action in ("warn", "timeout") and case.author_is_bot:
             return f"Case #{case.id} is about the bot's own answer; retract it instead."
-        if action in ("warn", "timeout", "remove") and not case.author_id and case.answer_id is None:
+        if action in ("warn", "timeout") and not case.author_id:
             return f"The author of case #{case.id}'s message is unknown."
         if action == "add_word":
             phrase = argument.strip()

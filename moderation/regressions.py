@@ -1,6 +1,7 @@
 """Regression prompts: questions whose answers moderators judged a bot fault, for `scopebot eval` to replay.
 
-This is the boundary with the scope gate's evaluation: `regression_prompts()` lists them and
+This is the boundary with the scope gate's evaluation: `regression_prompts()` lists them,
+`regression_rows()` gives them in the shape `bot.gate.evaluate.regression_examples()` takes, and
 `replay_regressions()` runs each through any `Gate`, saying whether the fault would recur.
 """
 
@@ -61,6 +62,17 @@ async def regression_prompts(
     async with sessions() as session:
         rows = (await session.execute(q)).scalars().all()
     return [RegressionPrompt(r.case_id, r.scope, r.kind, r.question) for r in rows]
+
+
+async def regression_rows(sessions: async_sessionmaker[AsyncSession], *, scope: str) -> list[tuple[str, str, str]]:
+    """(id, question, expected verdict) rows for `bot.gate.evaluate.regression_examples`.
+
+    A wrong answer to an in-scope question still expects `answer`: the gate was right to let it through.
+    """
+    return [
+        (f"case-{p.case_id}", p.question, p.expected or "answer")
+        for p in await regression_prompts(sessions, scope=scope)
+    ]
 
 
 async def replay_regressions(

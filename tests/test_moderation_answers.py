@@ -9,11 +9,12 @@ from sqlmodel import select
 from bot.answers import record_answer
 from bot.config import load_config
 from bot.events import CardAction, MessageRef, OutboundMessage
+from bot.gate.evaluate import regression_examples
 from bot.gate.lexical import LexicalGate
 from bot.models import BotAnswer
 from moderation.audit import entries
 from moderation.models import Case, CaseEvidence, RegressionExample
-from moderation.regressions import regression_prompts, replay_regressions
+from moderation.regressions import regression_prompts, regression_rows, replay_regressions
 from moderation.router import route_until_idle
 from tests.moderation_support import Harness, harness
 
@@ -114,6 +115,10 @@ async def test_retract_posts_correction_and_stores_regression_prompt(tmp_path: P
         assert trail == ["report.filed", "case.routed", "case.off_scope"]
 
         # The gate's evaluation can replay it: the lexical gate refuses it now, so it passes.
+        rows = await regression_rows(h.sessions, scope="college")
+        assert rows == [(f"case-{case_id}", "Who will win the football game tonight?", "refuse")]
+        examples = regression_examples(rows, scope="college")
+        assert [(e.expected, e.kind) for e in examples] == [("refuse", "regression")]
         prompts = await regression_prompts(h.sessions, scope="college")
         assert [(p.case_id, p.expected) for p in prompts] == [(case_id, "refuse")]
         config = load_config(h.config.source)
