@@ -133,7 +133,8 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
 
 def figures(report: dict[str, Any]) -> dict[str, float]:
     """Prompt tok/s, TTFT cold and warm, generated tok/s from a child's report."""
-    cold, warm = report["runs"][0], report["runs"][1]
+    cold = report["runs"][0]
+    warm = report["runs"][-1]  # a sweep runs only the cold prompt
     n = cold["count"]
     span = cold["last"] - cold["first"]
     return {
@@ -190,7 +191,7 @@ def _sweep_one(
         "batch_size": batch,
         "context_length": ctx,
         "gen_tokens": 8,
-        "prompts": [prompt, prompt[:1] + prompt[:0:-1]],
+        "prompts": [prompt],
     }
     f = figures(run_child(spec))
     print(f"  prompt {f['prompt_tps']:.1f} tok/s, generation {f['gen_tps']:.1f} tok/s", flush=True)
@@ -284,15 +285,15 @@ def main() -> int:
     bandwidth = max(bw["read1"], bw["read2"])
     per_token = shape.bytes_per_token()
     bound = bandwidth * 1e9 / per_token
-    print(f"  copy {bw['copy']:.1f} GB/s, read {bw['read1']:.1f} (1 thread) / {bw['read2']:.1f} (2 threads) GB/s")
+    print(f"  copy {bw['copy']:.1f} GB/s, read {bw['read1']:.1f} (1 process) / {bw['read2']:.1f} (2 processes) GB/s")
 
     sections: list[str] = []
     sections.append(
         f"Model: {shape.name} shape ({shape.n_layer} layers, {shape.n_embd} wide, {shape.n_ff} feed-forward, "
         f"{shape.n_head} heads, {shape.n_vocab} tokens), Q4_0, random weights, {path.stat().st_size / 2**30:.2f} GiB "
         f"file; {per_token / 1e9:.2f} GB of weights read per generated token. Context {ctx}.\n\n"
-        f"Memory bandwidth (numpy): copy {bw['copy']:.1f} GB/s (read + write), read {bw['read1']:.1f} GB/s on "
-        f"1 thread and {bw['read2']:.1f} GB/s on 2. Bound on generation: {bandwidth:.1f} GB/s ÷ "
+        f"Memory bandwidth (numpy): copy {bw['copy']:.1f} GB/s (read + write), read {bw['read1']:.1f} GB/s with "
+        f"1 process and {bw['read2']:.1f} GB/s with 2. Bound on generation: {bandwidth:.1f} GB/s ÷ "
         f"{per_token / 1e9:.2f} GB = **{bound:.1f} tokens/s**.\n\n"
         f"Prompt: {args.prompt_tokens} tokens; the warm run shares the first {fixed} (the example scope's fixed "
         f"instructions, {chars} characters ≈ {fixed} LLaMA-2 tokens) with the cold run before it. "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import tomllib
 from dataclasses import dataclass
@@ -71,41 +70,55 @@ def model_file(shape: Shape) -> Path:
 # --- memory bandwidth -------------------------------------------------------------------------------------
 
 
-def memory_bandwidth(gib: float = 1.0) -> dict[str, float]:
-    """GB/s for a large copy and for reading a large array with 1 and 2 threads (best of three each)."""
+def _read_loop(gib: float, rounds: int, barrier: Any, out: Any) -> None:
+    """In a child process: time reading `gib` of memory `rounds` times, in step with the other readers."""
     import numpy as np
 
-    n = int(gib * 2**30)
-    src = np.ones(n, np.uint8)
-    dst = np.empty_like(src)
     chunk = 256 * 1024  # the sink stays in L2, so only the reads go to memory
+    n = int(gib * 2**30) // chunk * chunk
+    src = np.ones(n, np.uint8)
+    sink = np.empty(chunk, np.uint8)
+    times = []
+    for _ in range(rounds):
+        barrier.wait()
+        t = time.perf_counter()
+        for i in range(0, n, chunk):
+            np.copyto(sink, src[i : i + chunk])
+        times.append(time.perf_counter() - t)
+    out.put((n, times))
 
-    def best(run: Any) -> float:
-        times = []
-        for _ in range(3):
-            t = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - t)
-        return min(times)
 
-    def read(lo: int, hi: int) -> None:
-        sink = np.empty(chunk, np.uint8)
-        for i in range(lo, hi, chunk):
-            np.copyto(sink[: min(chunk, hi - i)], src[i : min(i + chunk, hi)])
+def read_bandwidth(processes: int, *, gib: float = 1.0, rounds: int = 3) -> float:
+    """GB/s read by `processes` processes at once (processes, not threads: no lock between them)."""
+    import multiprocessing as mp
 
-    def read_threads(k: int) -> None:
-        part = n // k
-        threads = [threading.Thread(target=read, args=(j * part, (j + 1) * part)) for j in range(k)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    ctx = mp.get_context("fork")
+    barrier, out = ctx.Barrier(processes), ctx.Queue()
+    procs = [ctx.Process(target=_read_loop, args=(gib, rounds, barrier, out)) for _ in range(processes)]
+    for proc in procs:
+        proc.start()
+    reports = [out.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    total = sum(n for n, _ in reports)
+    return max(total / max(times[r] for _, times in reports) / 1e9 for r in range(rounds))
 
+
+def memory_bandwidth(gib: float = 1.0) -> dict[str, float]:
+    """GB/s for a large copy (read + write, best of three), and for reading with 1 and 2 processes."""
+    import numpy as np
+
+    src = np.ones(int(gib * 2**30), np.uint8)
+    dst = np.empty_like(src)
     np.copyto(dst, src)  # touch every page first
-    copy = 2 * n / best(lambda: np.copyto(dst, src)) / 1e9
-    read1 = n / best(lambda: read_threads(1)) / 1e9
-    read2 = n / best(lambda: read_threads(2)) / 1e9
-    return {"copy": copy, "read1": read1, "read2": read2}
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t)
+    copy = 2 * src.nbytes / best / 1e9
+    del src, dst
+    return {"copy": copy, "read1": read_bandwidth(1, gib=gib), "read2": read_bandwidth(2, gib=gib / 2)}
 
 
 # --- prompts ----------------------------------------------------------------------------------------------
