@@ -31,7 +31,7 @@ def _scopebot(*args: str, stdin: str | None = None, cwd: Path) -> subprocess.Com
         text=True,
         cwd=cwd,
         env=env,
-        timeout=120,
+        timeout=300,
         check=False,
     )
 
