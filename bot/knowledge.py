@@ -6,11 +6,15 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
 from bot.config import KNOWLEDGE_SUFFIXES
+from bot.gate.normalize import clean_text
 from bot.llm.prompt import Passage
 
 log = logging.getLogger(__name__)
@@ -173,8 +177,17 @@ def chunk_text(text: str, *, source: str, size: int = CHUNK_CHARS) -> list[Chunk
     return chunks
 
 
+#: Encodes texts into unit vectors (the scope gate's embedder), for hybrid retrieval.
+Encoder = Callable[[Sequence[str]], npt.NDArray[np.float32]]
+#: Weight of the embedding similarity against normalized BM25 in hybrid search.
+SEMANTIC_WEIGHT = 0.6
+#: Cosine similarity a passage without shared words needs to be offered at all.
+MIN_SIMILARITY = 0.3
+
+
 class KnowledgeIndex:
-    """BM25 over one scope's passages; rebuilt when any file's size or mtime changes."""
+    """BM25 over one scope's passages, hybrid with embeddings once an encoder is attached; rebuilt when
+    any file's size or mtime changes (`refresh`)."""
 
     def __init__(self, paths: Sequence[Path], *, root: Path | None = None) -> None:
         self._paths = list(paths)
@@ -184,7 +197,14 @@ class KnowledgeIndex:
         self._tf: list[Counter[str]] = []
         self._df: Counter[str] = Counter()
         self._lengths: list[int] = []
+        self._encode: Encoder | None = None
+        self._vecs: npt.NDArray[np.float32] | None = None
         self.refresh()
+
+    def attach_encoder(self, encode: Encoder) -> None:
+        """Rank by meaning as well as by words from now on (embeds the passages; blocking)."""
+        self._encode = encode
+        self._vecs = encode([c.text for c in self.chunks]) if self.chunks else None
 
     def _current_stamp(self) -> tuple[tuple[str, int, int], ...]:
         out = []
@@ -214,6 +234,7 @@ class KnowledgeIndex:
         self._tf = [Counter(terms(c.text)) for c in chunks]
         self._lengths = [sum(tf.values()) for tf in self._tf]
         self._df = Counter(t for tf in self._tf for t in tf)
+        self._vecs = self._encode([c.text for c in chunks]) if self._encode is not None and chunks else None
         self._stamp = stamp
         log.info("indexed %d passages from %d knowledge files", len(chunks), len(stamp))
         return True
@@ -228,13 +249,39 @@ class KnowledgeIndex:
         return f.name
 
     def search(self, query: str, *, k: int = 3, min_score: float = 0.0) -> list[Passage]:
-        """The `k` best passages for `query`, best first (BM25)."""
+        """The `k` best passages for `query`, best first (BM25, blended with embeddings when attached)."""
+        if self._encode is not None and self._vecs is not None:
+            return self._hybrid(query, k=k)
+        return self._bm25(query, k=k, min_score=min_score)
+
+    def _hybrid(self, query: str, *, k: int) -> list[Passage]:
+        """Normalized BM25 and cosine similarity, blended; a passage needs some of either to count."""
+        assert self._encode is not None and self._vecs is not None
+        lexical = self._bm25_scores(query)
+        top = max(lexical.values(), default=0.0) or 1.0
+        sims = self._vecs @ self._encode([clean_text(query)])[0]
+        scored = []
+        for i, sim in enumerate(sims):
+            if i in lexical or sim >= MIN_SIMILARITY:
+                score = SEMANTIC_WEIGHT * float(sim) + (1 - SEMANTIC_WEIGHT) * lexical.get(i, 0.0) / top
+                scored.append((score, i))
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        return [Passage(self.chunks[i].source, self.chunks[i].text, s) for s, i in scored[:k]]
+
+    def _bm25(self, query: str, *, k: int, min_score: float = 0.0) -> list[Passage]:
+        scored = sorted(
+            ((s, i) for i, s in self._bm25_scores(query).items() if s > min_score), key=lambda x: (-x[0], x[1])
+        )
+        return [Passage(self.chunks[i].source, self.chunks[i].text, s) for s, i in scored[:k]]
+
+    def _bm25_scores(self, query: str) -> dict[int, float]:
+        """BM25 score of every passage that shares a term with `query`."""
         q = set(terms(query))
         if not q or not self.chunks:
-            return []
+            return {}
         n = len(self.chunks)
         avg = sum(self._lengths) / n or 1.0
-        scored = []
+        out: dict[int, float] = {}
         for i, tf in enumerate(self._tf):
             s = 0.0
             for t in q:
@@ -243,10 +290,9 @@ class KnowledgeIndex:
                     continue
                 idf = math.log(1 + (n - self._df[t] + 0.5) / (self._df[t] + 0.5))
                 s += idf * f * 2.2 / (f + 1.2 * (0.25 + 0.75 * self._lengths[i] / avg))
-            if s > min_score:
-                scored.append((s, i))
-        scored.sort(key=lambda x: (-x[0], x[1]))
-        return [Passage(self.chunks[i].source, self.chunks[i].text, s) for s, i in scored[:k]]
+            if s > 0:
+                out[i] = s
+        return out
 
     def vocabulary(self) -> set[str]:
         """Every term in the indexed passages."""

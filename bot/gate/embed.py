@@ -52,6 +52,8 @@ class Embedder:
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        # One forward pass at a time: the gate's pool and retrieval threads share the model and tokenizer.
+        self._model_lock = threading.Lock()
         # Its own small pool bounds how many encodes run at once, whatever the event loop.
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="embed")
 
@@ -70,7 +72,7 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         if threads > 0:
             torch.set_num_threads(threads)
         try:
@@ -98,7 +100,7 @@ class Embedder:
             import torch
 
             todo = list(missing)
-            with torch.inference_mode():
+            with self._model_lock, torch.inference_mode():
                 vecs = self._model.encode(
                     todo,
                     batch_size=batch_size,

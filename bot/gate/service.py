@@ -43,6 +43,8 @@ class GateService:
         if path is not None and not path.is_absolute():
             path = Path(self._config.source.parent, path)
         self._embedder = Embedder.load(path, threads=self._config.gate.threads)
+        for index in self._knowledge.values():
+            index.attach_encoder(self._embedder.encode)
         return ScopeGate(
             embedder=self._embedder,
             scopes=self._config.scopes,
