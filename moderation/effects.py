@@ -249,7 +249,9 @@ class EffectRunner:
                 .values(**values)
             )
             if retry or not rowcount(res):
-                return EffectResult(False, f"Could not {row.action} for case #{case.id} yet ({text}); retrying.")
+                return EffectResult(
+                    False, f"{row.action} on case #{case.id} failed for now ({text}); retrying shortly."
+                )
             audit(
                 session,
                 actor=SYSTEM,
@@ -292,7 +294,7 @@ class EffectRunner:
                 update(Case).where(col(Case.id) == case.id).values(revision=Case.revision + 1, dirty=True)
             )
         again = " The case is open again." if reopened else ""
-        return EffectResult(False, f"Could not {row.action} for case #{case.id}: {text}.{again}")
+        return EffectResult(False, f"{row.action} on case #{case.id} failed: {text}.{again}")
 
 
 def _success_text(row: CaseAction, case: Case, muted_by_bot: bool) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from bot.events import Place
+from bot.events import Place, PlatformError
 from bot.gate.overlay import ScopeAdmin
 from bot.scopes import ScopeRegistry
 from moderation.actions import parse_duration
@@ -202,3 +202,32 @@ def test_parse_duration() -> None:
         except ValueError:
             continue
         raise AssertionError(bad)
+
+
+async def test_a_failed_removal_reopens_the_case_and_a_flaky_one_is_retried(tmp_path: Path, db_url: str) -> None:
+    async with harness(tmp_path, db_url) as h:
+        case_id = await _flagged(h, "first")
+        h.platform.fail_next = [PlatformError("cant_delete_message", retryable=False, status=403)]
+        text = await _act(h, "mod", case_id, "remove")
+        assert f"remove on case #{case_id} failed: cant_delete_message" in text and "open again" in text
+        async with h.sessions() as session:
+            case = await session.get(Case, case_id)
+            trail = [e.action for e in await entries(session, case_id=case_id)]
+        assert case is not None and case.state == "routed" and case.resolution is None
+        assert trail[-3:] == ["case.remove", "case.remove.failed", "case.reopened"]
+        assert "dismissed" in await _act(h, "mod2", case_id, "dismiss")  # someone can resolve it now
+
+        other = await _flagged(h, "second")
+        h.platform.fail_next = [PlatformError("server error", retryable=True, status=500)]
+        text = await _act(h, "mod", other, "remove")
+        assert "failed for now" in text and "retrying" in text
+        msg = next(m for m in h.platform.messages.values() if m.text == "second")
+        assert not msg.deleted
+        async with h.sessions() as session:
+            await session.execute(update(CaseAction).values(next_attempt_at=datetime(2020, 1, 1)))
+            await session.commit()
+        run = await route_until_idle(h.runtime.router)
+        assert run.effects == 1 and msg.deleted
+        async with h.sessions() as session:
+            row = (await session.execute(select(CaseAction).where(CaseAction.case_id == other))).scalars().one()
+        assert (row.status, row.attempts) == ("done", 1)
