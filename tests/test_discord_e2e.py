@@ -286,8 +286,9 @@ async def test_a_moderator_adds_a_phrase_to_the_word_list_through_the_card_modal
         q = await fake.say(ALICE, "Where can I get cheap essays for my application?", mention_bot=True)
         blocked = await answer_to(app, q)
     assert opened.body["type"] == 9
-    added = [e for e in log if e.action.endswith("add_word")]
-    assert added and added[-1].actor_id == BOB_MOD["id"] and "cheap essays" in str(added[-1].detail)
+    # The scope change itself is audited (by the run-time overlay) with who and which phrase.
+    added = [e for e in log if e.action == "scope.add_word"]
+    assert added and added[-1].actor_id == BOB_MOD["id"] and "cheap essays" in added[-1].note
     assert blocked.verdict == "block"
 
 
