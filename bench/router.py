@@ -24,13 +24,12 @@ import uuid
 from pathlib import Path
 
 from common import ROOT, CpuWatch, append_results, table
-
 from sqlmodel import select
 
 from bot import db
 from bot.app import build_app
 from bot.config import load_config
-from bot.events import MessageRef, Place, ReactionAdded, ReviewCard
+from bot.events import MessageRef, ReactionAdded, ReviewCard
 from moderation.models import Case, CaseEvidence
 from tests.card_recorder import RecorderServer
 from tests.moderation_support import FindingMemoryPlatform, write_mod_config
@@ -74,10 +73,10 @@ async def latency(db_url: str, *, interval: float, flags: int, folder: Path) -> 
             flagged[ref.key] = time.monotonic()
             await app.dispatcher.handle(platform, ReactionAdded(ref, platform.actor(f"reporter{n % 13}"), "flag"))
         deadline = time.monotonic() + interval * 3 + 30
-        while len(platform.first_post) < flags and time.monotonic() < deadline:
+        while len(platform.first_post) < flags and time.monotonic() < deadline:  # noqa: ASYNC110 - polling the fake
             await asyncio.sleep(0.05)
         async with app.sessions() as session:
-            keys = dict((await session.execute(select(Case.id, Case.message_key))).all())
+            keys: dict[int, str] = dict((await session.execute(select(Case.id, Case.message_key))).all())
     finally:
         await app.stop()
     lat = [platform.first_post[cid] - flagged[key] for cid, key in keys.items() if cid in platform.first_post]
@@ -114,7 +113,7 @@ async def _seed(url: str, cases: int) -> None:
 
 
 async def _admin(base: str, sql: str) -> None:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     conn = await asyncpg.connect(base.replace("postgresql+asyncpg://", "postgresql://"))
     try:
@@ -175,15 +174,16 @@ def main() -> None:
     rows_lat = []
     with tempfile.TemporaryDirectory() as tmp:
         for interval in [float(x) for x in args.intervals.split(",")]:
-            for label, url in (("SQLite", f"sqlite+aiosqlite:///{tmp}/lat-{interval:g}.db"), ("PostgreSQL", None)):
-                if url is None:
+            for label in ("SQLite", "PostgreSQL"):
+                name = ""
+                if label == "SQLite":
+                    url = f"sqlite+aiosqlite:///{tmp}/lat-{interval:g}.db"
+                else:
                     if interval > 5:
                         continue  # the default interval is measured on SQLite only, to keep the run short
                     name = f"scopebot_bench_{uuid.uuid4().hex[:8]}"
                     asyncio.run(_admin(args.postgres, f'CREATE DATABASE "{name}"'))
                     url = f"{args.postgres.rpartition('/')[0]}/{name}"
-                else:
-                    name = ""
                 folder = Path(tmp) / f"lat-{label}-{interval:g}"
                 folder.mkdir()
                 try:

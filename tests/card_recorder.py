@@ -155,7 +155,12 @@ class _Handler(BaseHTTPRequestHandler):
 
             self._act("send", send)
         elif path == "/private":
-            self._act("private", lambda: (rec.private.append(body), (200, {}))[1])
+
+            def reply() -> tuple[int, object]:
+                rec.private.append(body)
+                return 200, {}
+
+            self._act("private", reply)
         else:
             self._send(404, {"error": "no such endpoint"})
 

@@ -53,7 +53,9 @@ async def test_scheduled_router_posts_cards_and_buttons_resolve(tmp_path: Path, 
         assert platform.messages[msg.message_id].deleted
         async with app.sessions() as session:
             case = await session.get(Case, card.case_id)
-            jobs = dict((await session.execute(sa.text("SELECT id, next_run_time FROM apscheduler_jobs"))).all())
+            jobs: dict[str, float | None] = dict(
+                (await session.execute(sa.text("SELECT id, next_run_time FROM apscheduler_jobs"))).all()
+            )
         assert case is not None and case.state == CaseState.RESOLVED
         # APScheduler keeps its job state in the bot's database.
         assert set(jobs) == {ROUTER_JOB, RETENTION_JOB} and all(v is not None for v in jobs.values())
