@@ -44,8 +44,8 @@ def test_console_plays_the_whole_moderation_flow(tmp_path: Path, db_url: str) ->
 
     # The flag was acknowledged to the reporter only, and a second flag by the same person did nothing.
     assert out.count("(only bob sees) scopebot: Thanks, your report was sent") == 1
-    # The router posted exactly one card, updated in place after carol's flag, with the evidence.
-    assert out.count("Case #1: Message reported in #general [open]") == 1
+    # The router posted exactly one card (later changes are edits in place), with the evidence.
+    assert len(re.findall(r"^\[\d+\] #reviewers scopebot: Case #1: Message reported in #general", out, re.M)) == 1
     assert "Reporters: 2" in out and "| Anyone want cheap essays? DM me." in out
     # A member may not act; the moderator's button removed the message and closed the card.
     assert "(only eve sees) scopebot: Only moderators can act on review cards." in out
@@ -55,11 +55,15 @@ def test_console_plays_the_whole_moderation_flow(tmp_path: Path, db_url: str) ->
     audit = _scopebot("audit", "--json", "--config", str(config), cwd=tmp_path)
     assert audit.returncode == 0, audit.stderr
     log = json.loads(audit.stdout)
-    assert [(e["action"], e["who"]["id"]) for e in log] == [
+    # The router may have run between the two flags: only the routing's place among the filings varies.
+    assert [(e["action"], e["who"]["id"]) for e in log if e["action"] == "report.filed"] == [
         ("report.filed", "bob"),
         ("report.filed", "carol"),
+    ]
+    assert [(e["action"], e["who"]["id"]) for e in log if e["action"] != "report.filed"] == [
         ("case.routed", "scopebot"),
         ("case.remove", "mod"),
     ]
+    assert log[0]["action"] == "report.filed" and log[-1]["action"] == "case.remove"
     assert all(e["case_id"] == 1 and e["at"] for e in log)
-    assert log[0]["at"] <= log[2]["at"] <= log[3]["at"]
+    assert [e["at"] for e in log] == sorted(e["at"] for e in log)
