@@ -43,7 +43,8 @@ async def _time_passes(h: Harness) -> None:
 
 
 async def test_failed_post_is_retried_with_backoff_and_posted_once(tmp_path: Path, db_url: str) -> None:
-    async with harness(tmp_path, db_url) as h:
+    # A long interval: the backoff (which starts at one interval) cannot run out during the test.
+    async with harness(tmp_path, db_url, interval=60) as h:
         case_id = await _file(h)
         h.platform.fail_next = [PlatformError("rate limited", retryable=True, status=429)] * 2
         before = utcnow()
@@ -51,7 +52,7 @@ async def test_failed_post_is_retried_with_backoff_and_posted_once(tmp_path: Pat
         assert (run.posted, run.failed) == (0, 1)
         case = await _case(h, case_id)
         assert case.state == CaseState.OPEN and case.attempts == 1 and case.last_error == "rate limited"
-        assert (case.next_attempt_at - before).total_seconds() >= 1  # backs off: not due again at once
+        assert (case.next_attempt_at - before).total_seconds() >= 60  # backs off: not due again at once
         assert (await h.runtime.router.run_once()).claimed == 0
 
         await _time_passes(h)
