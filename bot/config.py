@@ -51,8 +51,8 @@ class ModelConfig(_Strict):
     lib: str = ""
     #: Seconds one answer may take before it is cancelled.
     timeout_seconds: Annotated[float, Field(gt=0)] = 180.0
-    #: Questions that may wait for the model; more are told the bot is busy.
-    queue_size: Annotated[int, Field(ge=1, le=10000)] = 32
+    #: Questions that may wait for the model, per platform; more are told the bot is busy.
+    queue_size: Annotated[int, Field(ge=1, le=10000)] = 64
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:
@@ -175,6 +175,10 @@ class BotConfig(_Strict):
     blocked_reply: str = "I can't help with that."
     #: Scope for mentions and direct messages outside any bound channel; default: the first scope.
     default_scope: str | None = None
+    #: Questions one member may ask per minute; beyond it they are asked, once, to slow down.
+    user_questions_per_minute: Annotated[int, Field(ge=1, le=10_000)] = 6
+    #: Questions one channel may ask per minute, all members together.
+    channel_questions_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 30
 
 
 class Config(_Strict):

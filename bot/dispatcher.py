@@ -27,12 +27,15 @@ from bot.events import (
 )
 from bot.logs import request_id
 from bot.pipeline import Pipeline
+from bot.ratelimit import RateLimiter
 from bot.scopes import ScopeRegistry
 
 log = logging.getLogger(__name__)
 
 #: Longest question accepted at all; longer text is cut here (the model's window cuts it further).
 MAX_QUESTION_CHARS = 100_000
+SLOW_DOWN_TEXT = "You're asking faster than I can answer. Please wait about {wait} s before your next question."
+CHANNEL_BUSY_TEXT = "I'm getting a lot of questions in this channel right now. Please try again in about {wait} s."
 
 
 class Moderation(Protocol):
@@ -66,6 +69,10 @@ class Dispatcher:
         self._commands = commands
         self._moderation = moderation
         self._inflight: set[asyncio.Task[object]] = set()
+        self._per_user = RateLimiter(limit=config.bot.user_questions_per_minute)
+        self._per_channel = RateLimiter(limit=config.bot.channel_questions_per_minute)
+        # Each member or channel is told about a limit once a minute, not once per message.
+        self._told = RateLimiter(limit=1)
 
     def sink_for(self, platform: Platform) -> Callable[[Event], Awaitable[None]]:
         """The callback a platform delivers its events to."""
@@ -115,6 +122,8 @@ class Dispatcher:
             if self._moderation is not None and await self._moderation.is_muted(event.author, event.ref.place):
                 log.info("not answering %s: timed out by a moderator", event.author.user_id)
                 return
+            if await self._over_limit(platform, event):
+                return
             if len(event.text) > MAX_QUESTION_CHARS:
                 event = dataclasses.replace(event, text=event.text[:MAX_QUESTION_CHARS])
             await self._pipeline.answer(event, scope, platform, request_id=rid)
@@ -126,6 +135,22 @@ class Dispatcher:
                 await self._moderation.on_card_action(platform, event)
         elif isinstance(event, CommandInvoked):
             await self._command(platform, event, rid)
+
+    async def _over_limit(self, platform: Platform, msg: InboundMessage) -> bool:
+        """Apply the per-member and per-channel limits; tell the asker once per minute when over."""
+        place = msg.ref.place
+        user_key = f"{place.platform}:{place.workspace}:{msg.author.user_id}"
+        channel_key = f"{place.platform}:{place.workspace}:{place.channel}"
+        wait, text, key = self._per_user.hit(user_key), SLOW_DOWN_TEXT, user_key
+        if not wait:
+            wait, text, key = self._per_channel.hit(channel_key), CHANNEL_BUSY_TEXT, channel_key
+        if not wait:
+            return False
+        log.info("not answering %s: rate limit on %s, retry in %.0f s", msg.author.user_id, key, wait)
+        if not self._told.hit(key):
+            reply_to = None if msg.via_command else msg.ref
+            await platform.send(OutboundMessage(place, text.format(wait=max(1, round(wait))), reply_to=reply_to))
+        return True
 
     async def _command(self, platform: Platform, event: CommandInvoked, rid: str) -> None:
         name, _, rest = event.text.strip().partition(" ")

@@ -145,7 +145,7 @@ class Pipeline:
             "engine": self._config.model.engine,
         }
         try:
-            gen = self.model.submit(parts, params)
+            gen = self.model.submit(parts, params, lane=msg.ref.place.platform, user=msg.author.user_id)
         except ModelBusy as e:
             record.verdict = "busy"
             return await self._finish(reply, record, BUSY_TEXT.format(waiting=e.waiting), timings, started)

@@ -44,6 +44,12 @@ def eos_gguf(gguf_dir: Path) -> Path:
     return write_llama_gguf(gguf_dir / "eos.gguf", eos_bias=60.0, seed=3)
 
 
+@pytest.fixture(scope="session")
+def slow_gguf(gguf_dir: Path) -> Path:
+    """A larger model that never stops by itself (a few ms a token), for queues, timeouts and kills mid-answer."""
+    return write_llama_gguf(gguf_dir / "slow.gguf", n_layer=6, n_embd=384, n_ff=1024, n_head=6, eos_bias=-60.0)
+
+
 def _postgres_url() -> str | None:
     return os.environ.get(POSTGRES_ENV) or None
 
@@ -93,6 +99,9 @@ BASE_TOML = """
 name = "scopebot"
 blocked_words = ["frobnicate"]
 default_scope = "college"
+# Tests ask many questions quickly; the limits themselves are tested with their own settings.
+user_questions_per_minute = 10000
+channel_questions_per_minute = 10000
 
 [model]
 context_length = 2048

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -17,14 +18,17 @@ from bot.models import BotAnswer
 from bot.pipeline import RETRY_TEXT
 from tests.fakes import MemoryPlatform
 
-Start = Callable[..., AsyncIterator[tuple[App, MemoryPlatform]]]
+Start = Callable[..., contextlib.AbstractAsyncContextManager[tuple[App, MemoryPlatform]]]
 
 
 @pytest.fixture
 def start(write_config: Callable[..., Path]) -> Callable[..., object]:
     """Start the app on a memory platform; yields (app, platform) and stops the app afterwards."""
 
-    async def run(*, model: Path | None = None, limits: PlatformLimits | None = None, extra: str = "", db_url: str | None = None) -> AsyncIterator[tuple[App, MemoryPlatform]]:
+    @contextlib.asynccontextmanager
+    async def run(
+        *, model: Path | None = None, limits: PlatformLimits | None = None, extra: str = "", db_url: str | None = None
+    ) -> AsyncIterator[tuple[App, MemoryPlatform]]:
         cfg = load_config(write_config(extra, model=model, db_url=db_url))
         mem = MemoryPlatform(limits=limits)
         app = build_app(cfg, platforms=[mem])
@@ -37,7 +41,16 @@ def start(write_config: Callable[..., Path]) -> Callable[..., object]:
     return run
 
 
-async def ask(mem: MemoryPlatform, text: str, *, channel: str = "general", direct: bool = False, mention: bool = True, user: str = "alice", bot: bool = False) -> MessageRef:
+async def ask(
+    mem: MemoryPlatform,
+    text: str,
+    *,
+    channel: str = "general",
+    direct: bool = False,
+    mention: bool = True,
+    user: str = "alice",
+    bot: bool = False,
+) -> MessageRef:
     author = Actor(mem.name, user, user, is_bot=bot)
     ref = mem.post_as(author, mem.place(channel, direct=direct), text)
     await mem.emit(InboundMessage(ref=ref, author=author, text=text, mentions_bot=mention))
@@ -49,8 +62,10 @@ async def rows(app: App) -> list[BotAnswer]:
         return list((await s.execute(select(BotAnswer).order_by(BotAnswer.id))).scalars())  # type: ignore[arg-type]
 
 
-async def test_who_the_bot_answers(start: Callable[..., AsyncIterator[tuple[App, MemoryPlatform]]]) -> None:
-    async for app, mem in start():
+async def test_who_the_bot_answers(
+    start: Callable[..., contextlib.AbstractAsyncContextManager[tuple[App, MemoryPlatform]]],
+) -> None:
+    async with start() as (app, mem):
         mention = await ask(mem, "How much is tuition?")
         chatter = await ask(mem, "How much is tuition?", mention=False)
         bound = await ask(mem, "What majors do you offer?", channel="admissions", mention=False)
@@ -61,8 +76,10 @@ async def test_who_the_bot_answers(start: Callable[..., AsyncIterator[tuple[App,
         assert len(await rows(app)) == 3
 
 
-async def test_without_a_model_answers_quote_sources_and_refusals_use_the_scope_line(start: Callable[..., AsyncIterator[tuple[App, MemoryPlatform]]]) -> None:
-    async for app, mem in start():
+async def test_without_a_model_answers_quote_sources_and_refusals_use_the_scope_line(
+    start: Callable[..., contextlib.AbstractAsyncContextManager[tuple[App, MemoryPlatform]]],
+) -> None:
+    async with start() as (app, mem):
         assert "knowledge files only" in app.model_problem
         q = await ask(mem, "When is the Regular Decision deadline?")
         reply = mem.replies_to(q)[0].text
@@ -76,9 +93,11 @@ async def test_without_a_model_answers_quote_sources_and_refusals_use_the_scope_
         assert [v for v, _ in verdicts] == ["answer", "refuse", "block"]
 
 
-async def test_model_answer_is_streamed_recorded_and_traceable(start: Callable[..., AsyncIterator[tuple[App, MemoryPlatform]]], chatty_gguf: Path) -> None:
+async def test_model_answer_is_streamed_recorded_and_traceable(
+    start: Callable[..., contextlib.AbstractAsyncContextManager[tuple[App, MemoryPlatform]]], chatty_gguf: Path
+) -> None:
     limits = PlatformLimits(max_message_chars=4000, edit_interval=0.0001)
-    async for app, mem in start(model=chatty_gguf, limits=limits):
+    async with start(model=chatty_gguf, limits=limits) as (app, mem):
         q = await ask(mem, "How much is tuition?")
         [reply] = mem.replies_to(q)
         assert reply.edits, "the answer should have been shown growing by edits"
@@ -99,9 +118,11 @@ async def test_model_answer_is_streamed_recorded_and_traceable(start: Callable[.
         assert found is not None and found.id == row.id
 
 
-async def test_long_answers_are_split_and_every_part_traces_back(start: Callable[..., AsyncIterator[tuple[App, MemoryPlatform]]], chatty_gguf: Path) -> None:
+async def test_long_answers_are_split_and_every_part_traces_back(
+    start: Callable[..., contextlib.AbstractAsyncContextManager[tuple[App, MemoryPlatform]]], chatty_gguf: Path
+) -> None:
     limits = PlatformLimits(max_message_chars=40, edit_interval=0.0)
-    async for app, mem in start(model=chatty_gguf, limits=limits):
+    async with start(model=chatty_gguf, limits=limits) as (app, mem):
         q = await ask(mem, "How much is tuition?")
         parts = mem.replies_to(q)
         assert len(parts) >= 2
@@ -115,8 +136,10 @@ async def test_long_answers_are_split_and_every_part_traces_back(start: Callable
 
 
 @pytest.mark.parametrize("text", ["😀🎉🔥" * 50, "中文字符" * 1250, "tuition " * 12_500])
-async def test_hostile_sizes_get_a_reply_and_the_bot_keeps_serving(start: Callable[..., AsyncIterator[tuple[App, MemoryPlatform]]], tiny_gguf: Path, text: str) -> None:
-    async for app, mem in start(model=tiny_gguf):
+async def test_hostile_sizes_get_a_reply_and_the_bot_keeps_serving(
+    start: Callable[..., contextlib.AbstractAsyncContextManager[tuple[App, MemoryPlatform]]], tiny_gguf: Path, text: str
+) -> None:
+    async with start(model=tiny_gguf) as (app, mem):
         q = await ask(mem, text)
         assert len(mem.replies_to(q)) >= 1
         after = await ask(mem, "How much is tuition?")
@@ -124,8 +147,11 @@ async def test_hostile_sizes_get_a_reply_and_the_bot_keeps_serving(start: Callab
         assert app.model is not None and app.model.restarts == 0
 
 
-async def test_a_failing_handler_is_apologised_for_and_the_bot_keeps_serving(start: Callable[..., AsyncIterator[tuple[App, MemoryPlatform]]], caplog: pytest.LogCaptureFixture) -> None:
-    async for app, mem in start():
+async def test_a_failing_handler_is_apologised_for_and_the_bot_keeps_serving(
+    start: Callable[..., contextlib.AbstractAsyncContextManager[tuple[App, MemoryPlatform]]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with start() as (app, mem):
         mem.fail_next.append(RuntimeError("platform exploded"))  # type: ignore[arg-type]
         with caplog.at_level(logging.ERROR):
             q = await ask(mem, "How much is tuition?")
@@ -135,11 +161,13 @@ async def test_a_failing_handler_is_apologised_for_and_the_bot_keeps_serving(sta
         assert "$42,300" in mem.replies_to(again)[0].text
 
 
-async def test_a_crashed_model_gets_a_try_again_reply(start: Callable[..., AsyncIterator[tuple[App, MemoryPlatform]]], chatty_gguf: Path) -> None:
+async def test_a_crashed_model_gets_a_try_again_reply(
+    start: Callable[..., contextlib.AbstractAsyncContextManager[tuple[App, MemoryPlatform]]], chatty_gguf: Path
+) -> None:
     import os
     import signal
 
-    async for app, mem in start(model=chatty_gguf):
+    async with start(model=chatty_gguf) as (app, mem):
         assert app.model is not None
         os.kill(int(app.model.info["pid"]), signal.SIGKILL)
         q = await ask(mem, "How much is tuition?")
@@ -150,18 +178,24 @@ async def test_a_crashed_model_gets_a_try_again_reply(start: Callable[..., Async
         assert "Sources:" in mem.replies_to(again)[-1].text
 
 
-async def test_unloadable_model_falls_back_to_passages(start: Callable[..., AsyncIterator[tuple[App, MemoryPlatform]]], tmp_path: Path) -> None:
+async def test_unloadable_model_falls_back_to_passages(
+    start: Callable[..., contextlib.AbstractAsyncContextManager[tuple[App, MemoryPlatform]]], tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 64)
-    async for app, mem in start(model=bad):
+    async with start(model=bad) as (app, mem):
         assert app.model is None
         assert "could not be loaded" in app.model_problem
         q = await ask(mem, "How much is tuition?")
         assert mem.replies_to(q)[0].text.startswith("From my sources:")
 
 
-async def test_the_flow_records_on_postgres_too(start: Callable[..., AsyncIterator[tuple[App, MemoryPlatform]]], postgres_url: str, tiny_gguf: Path) -> None:
-    async for app, mem in start(model=tiny_gguf, db_url=postgres_url):
+async def test_the_flow_records_on_postgres_too(
+    start: Callable[..., contextlib.AbstractAsyncContextManager[tuple[App, MemoryPlatform]]],
+    postgres_url: str,
+    tiny_gguf: Path,
+) -> None:
+    async with start(model=tiny_gguf, db_url=postgres_url) as (app, mem):
         q = await ask(mem, "How much is tuition?")
         assert mem.replies_to(q)
         [row] = await rows(app)

@@ -10,24 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.llm.client import ModelBusy, ModelFailed, ModelWorker, WorkerSettings
+from bot.llm.client import Generation, ModelBusy, ModelFailed, ModelWorker, WorkerSettings
 from bot.llm.engine import ModelLoadError, SamplingParams
 from bot.llm.prompt import Passage, PromptParts
-from tests.gguf_factory import write_llama_gguf
 
 PARTS = PromptParts(
     system="Answer college questions only.",
     question="How much is tuition?",
     passages=(Passage("a.md", "Tuition is $42,300."),),
 )
-
-
-@pytest.fixture(scope="module")
-def slow_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A larger model that never stops by itself, for timeouts and kills mid-answer."""
-    return write_llama_gguf(
-        tmp_path_factory.mktemp("slow") / "slow.gguf", n_layer=6, n_embd=384, n_ff=1024, n_head=6, eos_bias=-60.0
-    )
 
 
 def settings(path: Path, **kw: object) -> WorkerSettings:
@@ -57,6 +48,12 @@ async def started(s: WorkerSettings) -> AsyncIterator[ModelWorker]:
 async def chatty_worker(chatty_gguf: Path) -> AsyncIterator[ModelWorker]:
     async for w in started(settings(chatty_gguf)):
         yield w
+
+
+async def started_running(gen: Generation) -> None:
+    """Wait until the worker has taken `gen` off the line."""
+    while gen.started_at is None:  # noqa: ASYNC110 - the worker sets a timestamp, not an event
+        await asyncio.sleep(0.01)
 
 
 async def collect(w: ModelWorker, params: SamplingParams) -> tuple[list[str], dict[str, object]]:
@@ -104,9 +101,7 @@ async def test_full_queue_says_busy(slow_gguf: Path) -> None:
     async for w in started(settings(slow_gguf, queue_size=1)):
         params = SamplingParams(max_new_tokens=1500)
         running = w.submit(PARTS, params)
-        await asyncio.sleep(0)  # let the worker take it off the queue
-        while running.started_at is None:
-            await asyncio.sleep(0.01)
+        await started_running(running)
         waiting = w.submit(PARTS, params)
         with pytest.raises(ModelBusy) as busy:
             w.submit(PARTS, params)
@@ -126,7 +121,7 @@ async def test_timeout_cancels_and_the_worker_keeps_serving(slow_gguf: Path) -> 
                 pass
         await gen.done.wait()
         assert w.restarts == 0  # cancelled cooperatively, not killed
-        chunks, stats = await collect(w, SamplingParams(max_new_tokens=5))
+        _, stats = await collect(w, SamplingParams(max_new_tokens=5))
         assert stats["completion_tokens"] == 5
 
 
@@ -146,7 +141,7 @@ async def test_worker_killed_mid_answer_fails_that_answer_and_restarts(slow_gguf
         with pytest.raises(ModelFailed, match="stopped unexpectedly"):
             async for _ in gen.stream():
                 os.kill(pid, signal.SIGKILL)
-        chunks, stats = await collect(w, SamplingParams(max_new_tokens=3))
+        _, stats = await collect(w, SamplingParams(max_new_tokens=3))
         assert stats["completion_tokens"] == 3
         assert w.restarts == 1
         assert int(w.info["pid"]) != pid
@@ -166,8 +161,7 @@ async def test_stop_fails_waiting_questions_instead_of_dropping_them(slow_gguf: 
     await w.start()
     running = w.submit(PARTS, SamplingParams(max_new_tokens=1500))
     waiting = w.submit(PARTS, SamplingParams(max_new_tokens=5))
-    while running.started_at is None:
-        await asyncio.sleep(0.01)
+    await started_running(running)
     await w.stop()
     for gen in (running, waiting):
         with pytest.raises(ModelFailed):

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.fairqueue import FairQueue, QueueFull
 from bot.llm.engine import ModelLoadError, SamplingParams
 from bot.llm.prompt import PromptParts
 
@@ -103,7 +104,8 @@ class ModelWorker:
         self.info: dict[str, Any] = {}
         self.restarts = 0
         self._proc: asyncio.subprocess.Process | None = None
-        self._queue: asyncio.Queue[Generation] = asyncio.Queue(maxsize=settings.queue_size)
+        # Per-platform bounded lines, served fairly across platforms and members.
+        self._queue: FairQueue[Generation] = FairQueue(settings.queue_size)
         self._current: Generation | None = None
         self._ids = itertools.count(1)
         self._tasks: list[asyncio.Task[None]] = []
@@ -116,6 +118,11 @@ class ModelWorker:
     def waiting(self) -> int:
         """Questions queued behind the one being answered."""
         return self._queue.qsize()
+
+    @property
+    def running(self) -> bool:
+        """Whether a generation is being worked on right now."""
+        return self._current is not None
 
     @property
     def alive(self) -> bool:
@@ -175,21 +182,31 @@ class ModelWorker:
             proc.pid,
         )
 
-    def submit(self, parts: PromptParts, params: SamplingParams) -> Generation:
-        """Queue a generation; `ModelBusy` when the queue is full, `ModelUnavailable` after stop."""
+    def submit(self, parts: PromptParts, params: SamplingParams, *, lane: str = "", user: str = "") -> Generation:
+        """Queue a generation in `lane` (a platform) for `user`; `ModelBusy` when that lane is full."""
         if self._stopping:
             raise ModelUnavailable("the model is shutting down")
-        ahead = self._queue.qsize() + (1 if self._current is not None else 0)
-        gen = Generation(id=f"g{next(self._ids)}", parts=parts, params=params, ahead=ahead)
+        gen = Generation(id=f"g{next(self._ids)}", parts=parts, params=params)
         try:
-            self._queue.put_nowait(gen)
-        except asyncio.QueueFull:
-            raise ModelBusy(self._queue.qsize()) from None
+            position = self._queue.put(gen, lane=lane, user=user)
+        except QueueFull as e:
+            raise ModelBusy(e.waiting) from None
+        gen.ahead = position + (1 if self._current is not None else 0)
         return gen
+
+    def position(self, gen: Generation) -> int:
+        """Questions that will be answered before `gen` (0 when it is next or running)."""
+        waiting = self._queue.position(gen)
+        if waiting < 0:
+            return 0
+        return waiting + (1 if self._current is not None else 0)
 
     def cancel(self, gen: Generation) -> None:
         """Stop `gen`: drop it from the line, or tell the worker to stop generating it."""
         gen.cancelled = True
+        if self._queue.remove(gen):
+            gen.chunks.put_nowait(ModelFailed("cancelled"))
+            return
         if self._current is gen and self._proc is not None and self._proc.stdin is not None:
             self._send({"op": "cancel", "id": gen.id})
 
@@ -309,8 +326,8 @@ class ModelWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        while not self._queue.empty():
-            self._queue.get_nowait().chunks.put_nowait(ModelFailed("the bot is shutting down"))
+        for waiting in self._queue.drain():
+            waiting.chunks.put_nowait(ModelFailed("the bot is shutting down"))
         if current is not None and not current.done.is_set():
             current.chunks.put_nowait(ModelFailed("the bot is shutting down"))
             current.done.set()
