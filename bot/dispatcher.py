@@ -28,6 +28,7 @@ from bot.events import (
 from bot.logs import request_id
 from bot.pipeline import Pipeline
 from bot.ratelimit import RateLimiter
+from bot.sanitize import MalformedEvent, clean_event
 from bot.scopes import ScopeRegistry
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,12 @@ class Dispatcher:
 
     async def handle(self, platform: Platform, event: Event) -> None:
         """Handle one event; a failure is logged with its traceback and answered with an apology."""
+        try:
+            # Once, here, so nothing deeper meets text the database refuses or ids longer than its columns.
+            event = clean_event(event)
+        except MalformedEvent as e:
+            log.warning("rejected a malformed %s from %s: %s", type(event).__name__, platform.name, e)
+            return
         rid = uuid.uuid4().hex[:12]
         if isinstance(event, InboundMessage) and event.request_id:
             rid = event.request_id[:64]

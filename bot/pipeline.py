@@ -20,6 +20,7 @@ from bot.llm.engine import SamplingParams
 from bot.llm.prompt import Passage, PromptParts, system_prompt
 from bot.models import BotAnswer
 from bot.replier import StreamingReply
+from bot.sanitize import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,8 @@ class Pipeline:
         assert self.model is not None
         text = ""
         async for piece in gen.stream():
-            text += piece
+            # Byte tokens can decode to NUL and other controls, which PostgreSQL and terminals refuse.
+            text += clean_text(piece)
             if reply.streaming and reply.due():
                 check = await self._gate.screen_answer(scope, text)
                 if check.verdict != "answer":

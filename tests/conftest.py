@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from bot.config import Config, load_config
 from tests.gguf_factory import write_llama_gguf
@@ -18,6 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 COLLEGE_KNOWLEDGE = ROOT / "examples" / "knowledge" / "college"
 POSTGRES_ENV = "SCOPEBOT_TEST_POSTGRES_URL"
+
+# Fuzz budgets (tests/test_fuzz_*.py): small in CI, large with HYPOTHESIS_PROFILE=deep. No deadline: a
+# megabyte of text legitimately takes a while. The example database lives in .hypothesis/ (gitignored).
+_FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
+settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=_FUZZ_HEALTH, print_blob=True)
+settings.register_profile("deep", max_examples=3000, deadline=None, suppress_health_check=_FUZZ_HEALTH)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ import numpy as np
 
 from bot.config import ScopeConfig
 from bot.gate import GateResult
-from bot.gate.embed import Embedder, Vectors
+from bot.gate.embed import DIM, Embedder, Vectors
 from bot.gate.harm import ScreenModels, load_models, views
 from bot.gate.normalize import Normalized, normalize
 from bot.gate.rules import match_joined, match_rules
@@ -70,12 +70,11 @@ def generic_vectors(embedder: Embedder, texts: Sequence[str], path: Path = GENER
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """One text's views and where its own (not history) views end."""
+    """One question's normalized views, its recent turns joined (if any), and the texts to embed."""
 
     norm: Normalized
     history: Normalized | None
     texts: list[str]
-    own: int
 
 
 class ScopeGate:
@@ -151,13 +150,12 @@ class ScopeGate:
         texts = views(norm.clean)
         if norm.disguised:
             texts += [v for v in views(norm.folded) if v not in texts]
-        own = len(texts)
         joined = None
         turns = [t for t in history[-HISTORY_TURNS:] if t.strip()]
         if turns:
             joined = normalize("\n".join([*turns, text]))
             texts.append(joined.clean)
-        return _Prepared(norm, joined, texts, own)
+        return _Prepared(norm, joined, texts)
 
     def _block_by_rules(self, scope: ScopeConfig, norm: Normalized, *, answer: bool) -> GateResult | None:
         hit = self._word_lists(scope).find(norm.folded)
@@ -234,21 +232,13 @@ class ScopeGate:
             p, rule="topic", nearest=example,
         )  # fmt: skip
 
-    def decide_answer(self, scope: ScopeConfig, text: str, vecs: Vectors | None) -> GateResult:
-        """The verdict on (part of) a model answer; `vecs` embed `views(clean)`, or None to skip the model."""
-        norm = normalize(text)
-        blocked = self._block_by_rules(scope, norm, answer=True)
-        if blocked is None and vecs is not None and len(vecs):
-            blocked = self._block_by_model(scope, vecs, answer=True)
-        return blocked or GateResult("answer", scope.name, "answer passed the screens", 0.0)
-
     # -- entry points ---------------------------------------------------------------------------
 
     def check(self, scope: ScopeConfig, texts: Sequence[str]) -> list[GateResult]:
         """Verdicts for many questions at once (blocking, one batched embedding): the CLI's path."""
         prepared = [self.prepare(t) for t in texts]
         flat = [t for p in prepared for t in p.texts]
-        vecs = self._embed.encode(flat, batch_size=128) if flat else np.zeros((0, 384), np.float32)
+        vecs = self._embed.encode(flat, batch_size=128) if flat else np.zeros((0, DIM), np.float32)
         out = []
         start = 0
         for p in prepared:
@@ -270,8 +260,7 @@ class ScopeGate:
         """Decide whether the model's answer so far may be shown (`answer`) or must be withheld (`block`)."""
         norm = normalize(text)
         blocked = self._block_by_rules(scope, norm, answer=True)
-        if blocked is not None:
-            return blocked
-        texts = views(norm.clean)
-        vecs = await self._embed.aencode(texts) if texts else None
-        return self.decide_answer(scope, text, vecs)
+        if blocked is None and norm.clean:
+            # Sentences already screened come from the embedder's cache: only the new text costs.
+            blocked = self._block_by_model(scope, await self._embed.aencode(views(norm.clean)), answer=True)
+        return blocked or GateResult("answer", scope.name, "answer passed the screens", 0.0)

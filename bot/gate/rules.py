@@ -108,13 +108,13 @@ RULES: tuple[Rule, ...] = (
     _r(
         "drugs",
         "traffic-drugs",
-        r"\b(buy|get|sell|smuggle|hide|sneak|deliver)\b.{0,30}\bdrugs\b.{0,40}\b(dark ?web|illegally|police|prison|airport|border|without a prescription|school|kids|students)\b",
+        r"\b(sell|selling|deal|dealing|give|giving)\b.{0,10}\bdrugs to (kids|children|minors|teens|teenagers|students)\b|\b(buy|get|sell|smuggle|hide|sneak|deliver)\b.{0,30}\bdrugs\b.{0,40}\b(dark ?web|illegally|police|prison|airport|border|without a prescription|school|kids|students)\b",
     ),
     # Violence.
     _r(
         "violence",
         "harm-person",
-        rf"\b(kill|murder|poison|stab|strangle|kidnap|abduct|torture|beat up|maim|drown|assassinate|euthanize)\b.{{0,12}}\b{_PERSON}",
+        rf"\bpoison (a|the|his|her|their|my)? ?(cake|drink|food|coffee|meal|tea|water)\b.{{0,30}}\b(dies?|die|kill|sick|hurt)\b|\b(kill|murder|poison|stab|strangle|kidnap|abduct|torture|beat up|maim|drown|assassinate|euthanize)\b.{{0,12}}\b{_PERSON}",
     ),
     _r(
         "violence",
@@ -152,7 +152,7 @@ RULES: tuple[Rule, ...] = (
     _r(
         "sexual",
         "minors",
-        r"\b(child|minor|underage|teen|kid|\d{1,2} ?(year|yr)s? ?old)\b.{0,30}\b(sexual|nude|naked|erotic|sexy)\b|\b(sexual|nude|naked|erotic|sexy)\b.{0,30}\b(child|minor|underage|teen|kid)\b",
+        r"\bsex with (a |an )?(minor|child|kid|teen|underage|\d{1,2} ?(year|yr)s? ?old)|\b(child|minor|underage|teen|kid|\d{1,2} ?(year|yr)s? ?old)\b.{0,30}\b(sexual|nude|naked|erotic|sexy)\b|\b(sexual|nude|naked|erotic|sexy)\b.{0,30}\b(child|minor|underage|teen|kid)\b",
     ),
     # Hate.
     _r(
@@ -186,7 +186,7 @@ RULES: tuple[Rule, ...] = (
     _r(
         "fraud",
         "fraud",
-        r"\b((write|create|make|send|draft|craft|design|build|set up|run)\b.{0,12}\bphishing|launder(ing)? money|money laundering|(make|print|produce|sell|pass|use) counterfeit|fake (an? |some )?(id|ids|passport|invoice|invoices|receipts?|doctors? notes?|reviews?|charity|insurance claim)|forge (a |the |my |his |her )?(signature|check|document|receipt)|commit identity theft|steal (someones |their |his |her )?identity|(use|with|cash) (a )?stolen (credit card|check)|credit card numbers? that works?|ponzi scheme|tax evasion|evade taxes)\b",
+        r"\b((write|create|make|send|draft|craft|design|build|set up|run)\b.{0,12}\bphishing|launder(ing)? money|money laundering|(make|print|produce|sell|pass|use) counterfeit|fake (an? |some )?(id|ids|passport|invoice|invoices|receipts?|doctors? notes?|reviews?|charity|insurance claim|(bank )?accounts?)|forge (a |the |my |his |her )?(signature|check|document|receipt)|commit identity theft|steal (someones |their |his |her )?identity|(use|with|cash|buy|sell) (a |some )?stolen (credit card|check|card)|credit card numbers? that works?|ponzi scheme|tax evasion|evade taxes)\b",
     ),
     _r(
         "fraud",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,7 +112,7 @@ class ScopeIndex:
 def build_indexes(
     *,
     scopes: Sequence[ScopeConfig],
-    chunks: dict[str, Sequence[Chunk]],
+    chunks: Mapping[str, Sequence[Chunk]],
     generic: Sequence[str],
     generic_vecs: Vectors,
     encode: Callable[[Sequence[str]], Vectors],

@@ -121,6 +121,33 @@ def devset() -> None:
     print(f"wrote {len(rows)} lines to {HERE / 'devset.jsonl'}")
 
 
+def fresh() -> None:
+    """fresh.jsonl: a second held-out set (fresh.tsv, two more scopes), written after tuning ended."""
+    rng = random.Random(7)
+    rows: list[dict[str, str]] = []
+    for line in (HERE / "fresh.tsv").read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        scope, expected, kind, text = line.split("\t")
+        for s in ["parks", "bakery"] if scope == "*" else [scope]:
+            rows.append({"scope": s, "text": text, "expected": expected, "kind": kind})
+            if kind in ("harmful", "jailbreak", "wrapped"):
+                method = METHODS[len(rows) % len(METHODS)]
+                rows.append(
+                    {
+                        "scope": s,
+                        "text": method(text, rng),
+                        "expected": expected,
+                        "kind": f"obfuscated:{method.__name__}",
+                    }
+                )
+    with (HERE / "fresh.jsonl").open("w", encoding="utf-8") as out:
+        for i, row in enumerate(rows, start=1):
+            out.write(json.dumps({"id": f"f{i}", **row}, ensure_ascii=False) + "\n")
+    print(f"wrote {len(rows)} lines to {HERE / 'fresh.jsonl'}")
+
+
 if __name__ == "__main__":
     main()
     devset()
+    fresh()

@@ -1,0 +1,148 @@
+"""Making what platforms hand us safe to store, screen and show, in one step at the dispatch boundary.
+
+Platforms deliver text the database cannot take (PostgreSQL refuses NUL in text columns; a lone
+surrogate, which JSON's `\\ud800` escape decodes to, cannot be encoded as UTF-8) and ids longer than the
+columns that hold them. `clean_event` fixes the text and refuses the ids, so nothing deeper has to care.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from bot.events import Actor, CardAction, CommandInvoked, Event, InboundMessage, MessageRef, Place, ReactionAdded
+
+#: Workspace, channel, thread, message and user ids are stored in VARCHAR(128) columns.
+MAX_ID_CHARS = 128
+#: Display names are stored in VARCHAR(256) columns; longer ones are cut, not refused.
+MAX_NAME_CHARS = 256
+#: Reaction and card-action names the core compares against short fixed lists.
+MAX_KEYWORD_CHARS = 64
+#: Case ids are 32-bit INTEGER primary keys; a larger one cannot name a case.
+MAX_CASE_ID = 2**31 - 1
+#: Request ids end up in the `request_id` column (64) and in every log line of the question.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+#: C0 controls but tab and newline, DEL and the C1 controls: never meant, and unsafe on a terminal.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+class MalformedEvent(ValueError):
+    """An event whose ids no platform would send (too long, control characters) or whose fields have the wrong type."""
+
+
+def clean_text(text: str) -> str:
+    """`text` as every store and screen can take it: control characters (but tab and newline) removed,
+    line breaks as `\\n`, surrogate pairs joined and lone surrogates replaced with U+FFFD."""
+    if _SURROGATE.search(text):
+        # UTF-16 round trip: a valid pair becomes its character, a lone half becomes U+FFFD.
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROLS.sub("", text)
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise MalformedEvent(f"{what} is a {type(value).__name__}, not text")
+    return clean_text(value)
+
+
+def _name(value: object, what: str) -> str:
+    return _text(value, what)[:MAX_NAME_CHARS]
+
+
+def _id(value: object, what: str, *, empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise MalformedEvent(f"{what} is a {type(value).__name__}, not text")
+    if not value and not empty:
+        raise MalformedEvent(f"{what} is empty")
+    if len(value) > MAX_ID_CHARS:
+        raise MalformedEvent(f"{what} is {len(value)} characters long (at most {MAX_ID_CHARS})")
+    if not value.isprintable() or " " in value:
+        # Platforms make ids of letters, digits and punctuation; cleaning one would point it elsewhere.
+        raise MalformedEvent(f"{what} contains spaces, control or invisible characters")
+    return value
+
+
+def _place(place: object, what: str) -> Place:
+    if not isinstance(place, Place):
+        raise MalformedEvent(f"{what} is not a place")
+    thread = None if place.thread is None else _id(place.thread, f"{what} thread")
+    return Place(
+        _id(place.platform, f"{what} platform"),
+        _id(place.workspace, f"{what} workspace", empty=True),
+        _id(place.channel, f"{what} channel"),
+        thread,
+        is_direct=place.is_direct is True,
+    )
+
+
+def _ref(ref: object, what: str) -> MessageRef:
+    if not isinstance(ref, MessageRef):
+        raise MalformedEvent(f"{what} is not a message reference")
+    return MessageRef(_place(ref.place, what), _id(ref.message_id, f"{what} message id"))
+
+
+def _actor(actor: object, what: str) -> Actor:
+    if not isinstance(actor, Actor):
+        raise MalformedEvent(f"{what} is not an actor")
+    roles = actor.roles if isinstance(actor.roles, tuple) else ()
+    return Actor(
+        _id(actor.platform, f"{what} platform"),
+        _id(actor.user_id, f"{what} id"),
+        _name(actor.display_name, f"{what} name"),
+        is_bot=actor.is_bot is True,
+        roles=tuple(r for r in roles if isinstance(r, str) and 0 < len(r) <= MAX_ID_CHARS),
+    )
+
+
+def _keyword(value: object, what: str) -> str:
+    text = _text(value, what).strip()
+    if not text or len(text) > MAX_KEYWORD_CHARS:
+        raise MalformedEvent(f"{what} is empty or longer than {MAX_KEYWORD_CHARS} characters")
+    return text
+
+
+def clean_event(event: Event) -> Event:
+    """`event` with its texts cleaned and its ids checked; MalformedEvent says what no platform would send."""
+    if isinstance(event, InboundMessage):
+        rid = event.request_id
+        return dataclasses.replace(
+            event,
+            ref=_ref(event.ref, "message"),
+            author=_actor(event.author, "author"),
+            text=_text(event.text, "message text"),
+            mentions_bot=event.mentions_bot is True,
+            via_command=event.via_command is True,
+            permalink=event.permalink if isinstance(event.permalink, str) and len(event.permalink) <= 1024 else None,
+            # A platform's request id that could not be a log field is replaced by one of ours.
+            request_id=rid if isinstance(rid, str) and _REQUEST_ID.fullmatch(rid) else None,
+        )
+    if isinstance(event, ReactionAdded):
+        author = event.target_author_id
+        return ReactionAdded(
+            target=_ref(event.target, "reacted-to message"),
+            reactor=_actor(event.reactor, "reactor"),
+            emoji=_keyword(event.emoji, "emoji"),
+            target_author_id=None if author is None else _id(author, "reacted-to author"),
+        )
+    if isinstance(event, CardAction):
+        case_id = event.case_id
+        if not isinstance(case_id, int) or isinstance(case_id, bool) or not 0 < case_id <= MAX_CASE_ID:
+            raise MalformedEvent(f"case id {str(case_id)[:20]!r} is not a case number")
+        return CardAction(
+            actor=_actor(event.actor, "presser"),
+            case_id=case_id,
+            action=_keyword(event.action, "card action"),
+            card=None if event.card is None else _ref(event.card, "card"),
+            argument=_text(event.argument, "card note"),
+        )
+    if isinstance(event, CommandInvoked):
+        return CommandInvoked(
+            actor=_actor(event.actor, "command user"),
+            place=_place(event.place, "command place"),
+            text=_text(event.text, "command text"),
+        )
+    raise MalformedEvent(f"{type(event).__name__} is not an event")
