@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from bot.events import FLAG, Actor, CardAction, CommandInvoked, InboundMessage, MessageRef, Place, ReactionAdded
+from bot.sanitize import MAX_CASE_ID
 
 PLATFORM = "console"
 WORKSPACE = "local"
@@ -99,6 +101,14 @@ def channel_place(channel: str) -> Place:
     return Place(PLATFORM, WORKSPACE, name, None, is_direct=name == DIRECT)
 
 
+def number(text: str) -> int | None:
+    """A message or case number as typed (`3`, `[3]`, `#3`); None unless plain ASCII digits in range."""
+    # Not `str.isdigit`: it takes "²" and "١", which int() then refuses.
+    m = re.fullmatch(r"[#\[]?([0-9]{1,10})\]?", text)
+    n = int(m.group(1)) if m else 0
+    return n if 0 < n <= MAX_CASE_ID else None
+
+
 def message_ref(place: Place, number: int) -> MessageRef:
     """The reference of console message number `number`."""
     return MessageRef(place, str(number))
@@ -132,9 +142,9 @@ def parse_line(line: str, session: Session, *, bot_name: str, lookup: dict[int, 
             return Problem("usage: /wait SECONDS")
     if cmd in ("flag", "react"):
         bits = rest.split()
-        if not bits or not bits[0].lstrip("[").rstrip("]").isdigit():
+        n = number(bits[0]) if bits else None
+        if n is None:
             return Problem(f"usage: /{cmd} N" + (" EMOJI" if cmd == "react" else ""))
-        n = int(bits[0].lstrip("[").rstrip("]"))
         ref = lookup.get(n)
         if ref is None:
             return Problem(f"there is no message [{n}]")
@@ -144,11 +154,12 @@ def parse_line(line: str, session: Session, *, bot_name: str, lookup: dict[int, 
         return ReactionAdded(target=ref, reactor=session.actor, emoji=emoji)
     if cmd == "press":
         bits = rest.split(None, 2)
-        if len(bits) < 2 or not bits[0].lstrip("#").isdigit():
+        case_id = number(bits[0]) if bits else None
+        if len(bits) < 2 or case_id is None:
             return Problem("usage: /press CASE ACTION [TEXT]")
         return CardAction(
             actor=session.actor,
-            case_id=int(bits[0].lstrip("#")),
+            case_id=case_id,
             action=bits[1].lower(),
             card=None,
             argument=bits[2] if len(bits) > 2 else "",

@@ -28,6 +28,7 @@ from bot.events import (
     ReactionAdded,
     ReviewCard,
 )
+from bot.sanitize import MAX_CASE_ID
 
 PLATFORM = "discord"
 #: The `workspace` of direct-message places (Discord's own URL segment for DMs).
@@ -36,7 +37,7 @@ MAX_MESSAGE_CHARS = 2000
 #: Discord refuses member timeouts longer than 28 days.
 MAX_TIMEOUT = timedelta(days=28)
 #: Review-card button ids: `scopebot:case:<case id>:<action>`; they carry everything a press needs.
-CUSTOM_ID_TEMPLATE = r"scopebot:case:(?P<case>[0-9]{1,18}):(?P<action>[a-z][a-z0-9_-]{0,39})"
+CUSTOM_ID_TEMPLATE = r"scopebot:case:(?P<case>[0-9]{1,10}):(?P<action>[a-z][a-z0-9_-]{0,39})"
 _CUSTOM_ID = re.compile(CUSTOM_ID_TEMPLATE)
 #: Unicode emoji mapped onto canonical reaction names (variation selectors are stripped first).
 EMOJI_NAMES: Mapping[str, str] = {"🚩": FLAG}
@@ -107,9 +108,13 @@ def actor_of(user: discord.abc.User) -> Actor:
     """The core actor for a user or member; a member's roles (without @everyone) come along."""
     roles: tuple[str, ...] = ()
     if isinstance(user, discord.Member):
-        default = user.guild.id
+        guild = getattr(user, "guild", None)  # None for a member of a server the client has not seen
+        default = guild.id if guild is not None else None
         roles = tuple(str(r) for r in user._roles if r != default)  # ids only: no cache lookups needed
-    return Actor(PLATFORM, str(user.id), user.display_name, is_bot=user.bot, roles=roles)
+    # discord.py keeps names as the payload had them; one that is not text is no name at all.
+    name = user.display_name if isinstance(user.display_name, str) else user.name
+    name = name if isinstance(name, str) else str(user.id)
+    return Actor(PLATFORM, str(user.id), name, is_bot=user.bot is True, roles=roles)
 
 
 def strip_mentions(text: str, ids: Iterable[int]) -> str:
@@ -128,7 +133,9 @@ def to_inbound(message: discord.Message, *, bot_user_id: int, bot_role_ids: Iter
     """A posted message as the core sees it; the bot's own mention is removed from the text."""
     role_ids = set(bot_role_ids)
     mentioned = any(u.id == bot_user_id for u in message.mentions) or bool(role_ids & set(message.raw_role_mentions))
-    guild_id = message.guild.id if message.guild is not None else None
+    # A server the client has not cached yet leaves `guild` None; its id is still on the channel, and
+    # without it a server message would pass for a direct one (answered without a mention).
+    guild_id = message.guild.id if message.guild is not None else getattr(message.channel, "guild_id", None)
     place = place_of(guild_id, message.channel.id)
     text = strip_mentions(message.content, {bot_user_id, *role_ids}) if mentioned else message.content
     return InboundMessage(
@@ -187,13 +194,20 @@ def parse_custom_id(custom_id: str) -> tuple[int, str]:
     m = _CUSTOM_ID.fullmatch(custom_id)
     if m is None:
         raise Rejected(f"not a review-card button: {custom_id[:100]!r}")
-    return int(m["case"]), m["action"]
+    return _case_id(int(m["case"])), m["action"]
+
+
+def _case_id(case_id: int) -> int:
+    if not 0 < case_id <= MAX_CASE_ID:
+        raise Rejected(f"button for case {case_id}, which cannot exist")
+    return case_id
 
 
 def to_card_action(
     interaction: discord.Interaction[Any], *, case_id: int, action: str, argument: str = ""
 ) -> CardAction:
     """A review-card button press (or the modal that followed it)."""
+    _case_id(case_id)
     card = None
     if interaction.message is not None:
         card = MessageRef(interaction_place(interaction), str(interaction.message.id))

@@ -24,6 +24,7 @@ from adapters.slack_edge import (
     team_of,
 )
 from bot.events import Actor, CardAction, MessageRef, Place, ReviewCard
+from bot.sanitize import MAX_CASE_ID
 
 #: Prefix of every button `action_id` on a review card: `scopebot:case:<id>:<action>`.
 ACTION_PREFIX = "scopebot:case:"
@@ -63,7 +64,10 @@ def parse_action(action_id: str, value: str | None = None) -> tuple[int, str] | 
         if value is None:
             return None
         case, sep, action = value.partition(":")
-    if not sep or not case.isdigit() or not re.fullmatch(r"[a-z][a-z0-9_-]{0,40}", action):
+    # ASCII digits only (`str.isdigit` also takes "²"), and no more than a case id column holds.
+    if not sep or not re.fullmatch(r"[0-9]{1,10}", case) or not re.fullmatch(r"[a-z][a-z0-9_-]{0,40}", action):
+        return None
+    if not 0 < int(case) <= MAX_CASE_ID:
         return None
     return int(case), action
 

@@ -158,8 +158,10 @@ def message_to_inbound(
     if event.get("hidden"):
         return Ignored("hidden message")
     subtype = event.get("subtype")
+    if subtype is not None and not isinstance(subtype, str):
+        raise SlackPayloadError(f"{what}: `subtype` is not a string")
     if subtype is not None and subtype not in TEXT_SUBTYPES:
-        return Ignored(f"message subtype {subtype}")
+        return Ignored(f"message subtype {subtype[:40]!r}")
     if event.get("bot_id") or event.get("bot_profile") or subtype == "bot_message":
         return Ignored("posted by a bot" if event.get("bot_id") != bot_id else "posted by this bot")
     user = need_str(event, "user", what)
