@@ -77,26 +77,37 @@ class ConsoleAdapter:
         self._next = 1
         #: The message being streamed on the current terminal line, and what of it is printed.
         self._streaming: tuple[int, str] | None = None
+        self._inbox: asyncio.Queue[str | None] | None = None
+        self._stopped = False
+
+    @property
+    def connected(self) -> bool:
+        """Whether the console is taking input (between `start()` and `stop()`)."""
+        return self._sink is not None and not self._stopped
 
     async def start(self, sink: EventSink) -> None:
         """Remember where events go; reading starts with `run()`."""
         self._sink = sink
+        self._stopped = False
         if self.interactive:
             self._print(f"{self.bot_name} console — type /help for commands, /quit to leave.")
 
     async def stop(self) -> None:
-        """Finish any half-printed line."""
+        """Finish any half-printed line; `run()` returns once the line in hand is handled."""
+        self._stopped = True
+        if self._inbox is not None:
+            self._inbox.put_nowait(None)
         self._end_stream()
 
     async def run(self) -> None:
         """Read and act on lines until end of input or `/quit`; each line is handled before the next."""
         assert self._sink is not None, "start() first"
-        lines = self._read_lines()
-        while True:
+        lines = self._inbox = self._read_lines()
+        while not self._stopped:
             if self.interactive:
                 self._write(f"{self.session.user}@{self._channel_label(self.session.place)}> ")
             line = await lines.get()
-            if line is None:
+            if line is None or self._stopped:
                 return
             parsed = parse_line(line, self.session, bot_name=self.bot_name, lookup=self._refs)
             if parsed is None:

@@ -143,6 +143,15 @@ class DiscordAdapter(Handlers):
             guild_ready_timeout=guild_ready_timeout,
         )
 
+    @property
+    def connected(self) -> bool:
+        """Whether the gateway connection is up and READY (false while discord.py reconnects)."""
+        client = self._client
+        if client is None or client.is_closed() or not client.is_ready():
+            return False
+        ws = client.ws
+        return ws is not None and ws.open
+
     # Lifecycle -----------------------------------------------------------------------------------
 
     async def start(self, sink: EventSink) -> None:

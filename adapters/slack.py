@@ -25,7 +25,7 @@ from adapters import slack_cards as cards
 from adapters import slack_edge as edge
 from adapters import slack_errors as errors
 from adapters.slack_settings import SlackSettings, settings_from_env
-from adapters.slack_transport import HttpTransport, SocketTransport, Transport, web_client
+from adapters.slack_transport import HealthCheck, HttpTransport, SocketTransport, Transport, web_client
 from bot.cli import CredentialsError
 from bot.config import Config
 from bot.events import (
@@ -76,6 +76,8 @@ class SlackAdapter:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._response_urls: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
         self._unpostable: set[str] = set()
+        #: The bot's health document for GET /healthz in HTTP mode; the app sets it (`bot.ops`).
+        self.health: HealthCheck | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], config: Config) -> SlackAdapter:
@@ -91,6 +93,16 @@ class SlackAdapter:
     def port(self) -> int | None:
         """The HTTP port actually listened on (HTTP mode, once started)."""
         return self._transport.port if isinstance(self._transport, HttpTransport) else None
+
+    @property
+    def connected(self) -> bool:
+        """Whether Slack's events can reach the bot now (Socket Mode open, or the HTTP server listening)."""
+        return self._transport is not None and self._transport.connected
+
+    async def _health_document(self) -> tuple[int, dict[str, Any]]:
+        if self.health is not None:
+            return await self.health()
+        return (200 if self.connected else 503), {"ok": self.connected, "platform": "slack", "mode": self.mode}
 
     # Lifecycle ---------------------------------------------------------------------------------
 
@@ -121,6 +133,7 @@ class SlackAdapter:
                 host=self.settings.host,
                 port=self.settings.port,
                 signing_secret=self.settings.signing_secret or "",
+                health=self._health_document,
             )
         await self._transport.start()
         log.info("slack: connected as %s in team %s (%s mode)", self.bot_user_id, self.team_id, self.mode)

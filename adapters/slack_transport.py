@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 #: Seconds to wait for the first Socket Mode connection before giving up on starting.
 CONNECT_TIMEOUT = 30.0
 
+#: The bot's health document and HTTP status (`bot.ops.Ops.health`), served at GET /healthz.
+HealthCheck = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
+
 
 def web_client(settings: SlackSettings) -> AsyncWebClient:
     """The Web API client: `SLACK_API_URL` as base, 429s retried after Retry-After, 5xx and resets retried."""
@@ -52,12 +56,17 @@ class Transport(Protocol):
     async def stop(self) -> None:
         """Stop receiving and release every socket and task."""
 
+    @property
+    def connected(self) -> bool:
+        """Whether requests can arrive now."""
+
 
 class HttpTransport:
     """The HTTP Events API: POST /slack/events (events and interactivity), GET /healthz."""
 
-    def __init__(self, bolt: AsyncApp, *, host: str, port: int, signing_secret: str) -> None:
+    def __init__(self, bolt: AsyncApp, *, host: str, port: int, signing_secret: str, health: HealthCheck) -> None:
         self._bolt = bolt
+        self._health_check = health
         self._host = host
         self._requested_port = port
         self._verifier = SignatureVerifier(signing_secret)
@@ -93,8 +102,14 @@ class HttpTransport:
             await self._runner.cleanup()
             self._runner = None
 
+    @property
+    def connected(self) -> bool:
+        """Whether the server is listening."""
+        return self._runner is not None
+
     async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "platform": "slack", "mode": "http"})
+        status, doc = await self._health_check()
+        return web.json_response(doc, status=status)
 
     async def _events(self, request: web.Request) -> web.Response:
         try:
@@ -119,6 +134,15 @@ class SocketTransport:
         self._app_token = app_token
         self._client = client
         self._handler: AsyncSocketModeHandler | None = None
+
+    @property
+    def connected(self) -> bool:
+        """Whether the WebSocket is open and answering pings (false while the client reconnects)."""
+        if self._handler is None:
+            return False
+        client = self._handler.client
+        session = client.current_session
+        return not client.closed and not client.stale and session is not None and not session.closed
 
     async def start(self) -> None:
         """Check the app-level token, then connect; returns once the WebSocket is open."""

@@ -20,6 +20,8 @@ from bot.gate.service import GateService, register_scope_command
 from bot.knowledge import KnowledgeIndex
 from bot.llm.client import ModelWorker, WorkerSettings
 from bot.llm.engine import ModelLoadError, resolve_model_file
+from bot.metrics import Metrics
+from bot.ops import Ops, OpsSettings, ServesHealth
 from bot.pipeline import Pipeline
 from bot.scopes import ScopeRegistry
 from moderation.rights import is_moderator
@@ -56,6 +58,8 @@ class App:
     model: ModelWorker | None = None
     model_problem: str = ""
     moderation: ModerationRuntime | None = None
+    #: Health and metrics, and their listener (`bot.ops`).
+    ops: Ops | None = None
     _started: list[Platform] = field(default_factory=list)
 
     async def is_moderator(self, platform: Platform, actor: Actor, place: Place) -> bool:
@@ -95,6 +99,9 @@ class App:
     async def start(self) -> None:
         """Migrate the database, load the model, connect the platforms."""
         await db.upgrade(self.engine)
+        if self.ops is not None:
+            # Early, so /healthz answers (503 until every platform is connected) while the models load.
+            await self.ops.start()
         if self.scope_admin is not None:
             await self.scope_admin.load()
         if self.gate_service is not None:
@@ -123,11 +130,13 @@ class App:
             await self.model.stop()
         if self.gate_service is not None:
             await self.gate_service.stop()
+        if self.ops is not None:
+            await self.ops.stop()
         await self.engine.dispose()
 
 
-def build_app(config: Config, *, platforms: list[Platform] | None = None) -> App:
-    """Build every service for `config`; nothing connects until `App.start()`."""
+def build_app(config: Config, *, platforms: list[Platform] | None = None, ops: OpsSettings | None = None) -> App:
+    """Build every service for `config`; nothing connects until `App.start()` (`ops`: where /healthz listens)."""
     engine = db.create_engine(config.database.url)
     sessions = db.sessionmaker(engine)
     scopes = ScopeRegistry(config)
@@ -135,8 +144,15 @@ def build_app(config: Config, *, platforms: list[Platform] | None = None) -> App
     knowledge = {s.name: KnowledgeIndex(s.knowledge, root=root) for s in config.scopes}
     # The embedding model loads in `App.start()`, not here: building the app stays instant.
     gate = GateService(config=config, knowledge=knowledge)
+    metrics = Metrics()
     pipeline = Pipeline(
-        config=config, gate=gate, knowledge=knowledge, sessions=sessions, model=None, memory=ConversationMemory()
+        config=config,
+        gate=gate,
+        knowledge=knowledge,
+        sessions=sessions,
+        model=None,
+        memory=ConversationMemory(),
+        metrics=metrics,
     )
     moderators = config.moderation.moderators
 
@@ -172,4 +188,9 @@ def build_app(config: Config, *, platforms: list[Platform] | None = None) -> App
         platforms=list(platforms or []),
         moderation=moderation,
     )
+    app.ops = Ops(metrics=metrics, engine=engine, platforms=app.platforms, models=app, settings=ops)
+    for platform in app.platforms:
+        if isinstance(platform, ServesHealth):
+            # Slack's HTTP mode serves /healthz on its own port too: the same document.
+            platform.health = app.ops.health
     return app

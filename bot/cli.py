@@ -148,26 +148,32 @@ async def cmd_run(args: argparse.Namespace) -> int:
     """`scopebot run`: serve until end of console input, Ctrl-C or SIGTERM."""
     from adapters.console import ConsoleAdapter
     from bot.app import build_app
+    from bot.ops import ops_settings_from_env
 
     config = load(args)
     platforms = select_platforms(os.environ, config, console=args.console)
-    app = build_app(config, platforms=platforms)
+    app = build_app(config, platforms=platforms, ops=ops_settings_from_env(os.environ))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    waiters: list[asyncio.Task[Any]] = []
     try:
         await app.start()
         console = next((p for p in platforms if isinstance(p, ConsoleAdapter)), None)
-        waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait(), name="stop-signal")]
+        waiters.append(asyncio.create_task(stop.wait(), name="stop-signal"))
         if console is not None:
             waiters.append(asyncio.create_task(console.run(), name="console"))
-        done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        for t in pending:
-            t.cancel()
-        for t in done:
-            t.result()
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        # Not cancelled first: stopping the console ends its reading after the line in hand, and that
+        # line's answer gets the app's drain time to finish like any other platform's.
         await app.stop()
+        for t in waiters:
+            t.cancel()
+        outcomes = await asyncio.gather(*waiters, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            raise outcome
     return 0

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -41,6 +42,16 @@ class Outcome:
     answer_id: int | None
 
 
+class QuestionMetrics(Protocol):
+    """Where the pipeline reports each question (`bot.metrics.Metrics` in the app)."""
+
+    def question_started(self, *, platform: str, scope: str) -> None:
+        """A question reached the pipeline."""
+
+    def question_finished(self, *, platform: str, scope: str, verdict: str, timings: Mapping[str, float]) -> None:
+        """A question got its reply and was recorded; `timings` in milliseconds."""
+
+
 class Pipeline:
     """Runs the flow of one question for any platform."""
 
@@ -53,8 +64,10 @@ class Pipeline:
         sessions: async_sessionmaker[AsyncSession],
         model: ModelWorker | None,
         memory: ConversationMemory | None = None,
+        metrics: QuestionMetrics | None = None,
     ) -> None:
         self._config = config
+        self._metrics = metrics
         self._gate = gate
         self._knowledge = knowledge
         self._sessions = sessions
@@ -76,6 +89,8 @@ class Pipeline:
         """Screen, answer and record one question addressed to the bot."""
         started = time.perf_counter()
         timings: dict[str, float] = {}
+        if self._metrics is not None:
+            self._metrics.question_started(platform=msg.ref.place.platform, scope=scope.name)
         history = self._memory.recent(msg.ref, msg.author.user_id)
         self._memory.remember(msg.ref, msg.author.user_id, msg.text)
         verdict = await self._gate.screen_prompt(scope, msg.text, history=history)
@@ -210,6 +225,10 @@ class Pipeline:
         timings["total"] = _ms(started)
         record.timings = timings
         saved = await record_answer(self._sessions, answer=record, parts=refs)
+        if self._metrics is not None:
+            self._metrics.question_finished(
+                platform=record.platform, scope=record.scope, verdict=record.verdict, timings=timings
+            )
         log.info(
             "question %s: verdict=%s scope=%s reason=%s total=%.0f ms",
             record.request_id,

@@ -58,6 +58,8 @@ class MemoryPlatform:
         self._ids = itertools.count(1000)
         self._sink: EventSink | None = None
         self.started = False
+        #: Whether the platform is connected; tests set it False to play a lost connection.
+        self.connected = False
 
     # Test helpers -----------------------------------------------------------------------------
 
@@ -97,9 +99,11 @@ class MemoryPlatform:
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
         self.started = True
+        self.connected = True
 
     async def stop(self) -> None:
         self.started = False
+        self.connected = False
 
     async def send(self, message: OutboundMessage) -> MessageRef:
         self._maybe_fail()
