@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -20,9 +22,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.slack import SlackAdapter
 from adapters.slack_settings import SlackSettings
 from bot.app import App, build_app
-from bot.config import load_config
+from bot.config import Config, ConfigError, load_config
 from bot.events import Actor, CardAction, InboundMessage, MessageRef, Platform, ReactionAdded
-from bot.ops import OpsSettings
+from bot.ops import OpsServer, OpsSettings, ops_settings_from_env
 from bot.pipeline import RETRY_TEXT
 from tests.fakes import MemoryPlatform
 from tests.moderation_support import FindingMemoryPlatform
@@ -370,3 +372,35 @@ async def test_slack_socket_mode_losing_its_connection_turns_health_to_503_until
 
             await until(up)
             assert slack.connections_opened >= 2
+
+
+def test_ops_listener_settings_come_from_the_environment_and_bad_ones_name_the_variable() -> None:
+    assert ops_settings_from_env({}) == OpsSettings("127.0.0.1", 9464, explicit=False)
+    chosen = ops_settings_from_env({"SCOPEBOT_OPS_PORT": " 9100 ", "SCOPEBOT_OPS_HOST": "0.0.0.0"})
+    assert chosen == OpsSettings("0.0.0.0", 9100, explicit=True)
+    assert ops_settings_from_env({"SCOPEBOT_OPS_PORT": "off"}) is None
+    for bad in ("abc", "70000", "-1", "9464.0"):
+        with pytest.raises(ConfigError, match=f"^SCOPEBOT_OPS_PORT: '{re.escape(bad)}' is not a port number"):
+            ops_settings_from_env({"SCOPEBOT_OPS_PORT": bad})
+
+
+async def test_a_taken_port_stops_the_bot_when_chosen_and_is_skipped_with_a_warning_by_default(
+    config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = build_app(config)
+    assert app.ops is not None
+    try:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            with pytest.raises(
+                ConfigError, match=f"^SCOPEBOT_OPS_PORT: cannot listen on 127.0.0.1:{port} .*choose a free port"
+            ):
+                await OpsServer(app.ops, OpsSettings(port=port, explicit=True)).start()
+            server = OpsServer(app.ops, OpsSettings(port=port))
+            assert await server.start() is False
+            assert server.port is None
+        assert f"cannot listen on 127.0.0.1:{port}" in caplog.text and "running without them" in caplog.text
+    finally:
+        await app.engine.dispose()
