@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
+from adapters.discord import DiscordAdapter
 from adapters.slack import SlackAdapter
 from adapters.slack_settings import SlackSettings
 from bot.app import App, build_app
@@ -26,6 +27,7 @@ from bot.config import Config, ConfigError, load_config
 from bot.events import Actor, CardAction, InboundMessage, MessageRef, Platform, ReactionAdded
 from bot.ops import OpsServer, OpsSettings, ops_settings_from_env
 from bot.pipeline import RETRY_TEXT
+from tests.discord_fakes import FakeDiscord
 from tests.fakes import MemoryPlatform
 from tests.moderation_support import FindingMemoryPlatform
 from tests.ops_support import admin, write_slow_gguf
@@ -129,6 +131,7 @@ async def test_counters_and_histograms_move_as_questions_are_answered_refused_an
         assert before[("scopebot_model_configured", ())] == 0
         assert before[("scopebot_platform_connected", (("platform", "memory"),))] == 1
         assert before[("scopebot_database_up", ())] == 1
+        assert before[("process_resident_memory_bytes", ())] > 0
 
         await s.ask("How much is tuition?")
         await s.ask("What majors do you offer?")
@@ -404,3 +407,27 @@ async def test_a_taken_port_stops_the_bot_when_chosen_and_is_skipped_with_a_warn
         assert f"cannot listen on 127.0.0.1:{port}" in caplog.text and "running without them" in caplog.text
     finally:
         await app.engine.dispose()
+
+
+async def test_discord_gateway_closing_for_good_turns_health_to_503(serve: Callable[..., Any]) -> None:
+    fake = FakeDiscord()
+    await fake.start()
+    try:
+        adapter = DiscordAdapter(
+            token=fake.token, api_url=fake.api_url, gateway_url=fake.gateway_url, guild_ready_timeout=0.05
+        )
+        async with serve(mem=adapter) as s:
+            status, doc = await s.health()
+            assert (status, doc["platforms"]) == (200, {"discord": "connected"})
+            # The gateway rejects the session (as when the token is reset): discord.py does not reconnect.
+            for ws in list(fake.sockets):
+                await ws.close(code=4004, message=b"Authentication failed.")
+
+            async def down() -> bool:
+                return bool((await s.health())[0] == 503)
+
+            await until(down)
+            assert (await s.health())[1]["platforms"] == {"discord": "disconnected"}
+            assert (await s.metrics())[("scopebot_platform_connected", (("platform", "discord"),))] == 0
+    finally:
+        await fake.close()
