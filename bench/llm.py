@@ -38,17 +38,24 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     threads, batch, ctx, n_gen = spec["threads"], spec["batch_size"], spec["context_length"], spec["gen_tokens"]
     runs: list[list[int]] = spec["prompts"]
     started = time.perf_counter()
-    if via == "scopebot":
-        gen = _scopebot(engine, path, ctx, threads, batch)
+    gens: list[Any]
+    if via in ("scopebot", "ab"):
+        gen, llm = _scopebot(engine, path, ctx, threads, batch)
+        # "ab": the same loaded model, alternately through scopebot and through the library's own loop.
+        gens = [gen, _library_gen(engine, llm)] if via == "ab" else [gen]
     elif engine == "ctransformers":
-        gen = _ctransformers_direct(path, ctx, threads, batch)
+        gens = [_ctransformers_direct(path, ctx, threads, batch)]
     else:
-        gen = _llama_cpp_direct(path, ctx, threads, batch)
+        gens = [_llama_cpp_direct(path, ctx, threads, batch)]
     load_s = time.perf_counter() - started
     results = []
-    for tokens in runs:
-        first, last, count, reused = gen(tokens, n_gen)
-        results.append({"first": first, "last": last, "count": count, "reused": reused, "prompt": len(tokens)})
+    for i, tokens in enumerate(runs):
+        # A B B A A B …: neither way always goes first.
+        which = (i + i // 2) % len(gens)
+        first, last, count, reused = gens[which](tokens, n_gen)
+        results.append(
+            {"first": first, "last": last, "count": count, "reused": reused, "prompt": len(tokens), "way": which}
+        )
     return {"load_s": load_s, "peak_rss_mib": peak_rss_mib(), "runs": results}
 
 
@@ -58,7 +65,7 @@ _SAMPLING = {"top_k": 40, "top_p": 0.95, "temperature": 0.7, "repetition_penalty
 def _scopebot(engine: str, path: Path, ctx: int, threads: int, batch: int) -> Any:
     from bot.llm.engine import GenerationStats, SamplingParams, load_engine
 
-    e = load_engine(engine, path, context_length=ctx, threads=threads, batch_size=batch)
+    e: Any = load_engine(engine, path, context_length=ctx, threads=threads, batch_size=batch)
 
     def gen(tokens: list[int], n: int) -> tuple[float, float, int, int]:
         stats = GenerationStats()
@@ -67,7 +74,11 @@ def _scopebot(engine: str, path: Path, ctx: int, threads: int, batch: int) -> An
         # The engine times its first token itself; it ends right after yielding its last one.
         return stats.first_token_ms / 1000, stats.total_ms / 1000, stats.completion_tokens, stats.reused_tokens
 
-    return gen
+    return gen, e._llm
+
+
+def _library_gen(engine: str, llm: Any) -> Any:
+    return _ctransformers_gen(llm) if engine == "ctransformers" else _llama_cpp_gen(llm)
 
 
 def _ctransformers_direct(path: Path, ctx: int, threads: int, batch: int) -> Any:
@@ -75,7 +86,10 @@ def _ctransformers_direct(path: Path, ctx: int, threads: int, batch: int) -> Any
 
     # As a user would: the library's defaults, including its own CPU detection (no `lib`).
     llm = LLM(str(path), "llama", config=Config(context_length=ctx, threads=threads, batch_size=batch, reset=True))
+    return _ctransformers_gen(llm)
 
+
+def _ctransformers_gen(llm: Any) -> Any:
     def gen(tokens: list[int], n: int) -> tuple[float, float, int, int]:
         t0, stamps = time.perf_counter(), []
         # LLM.generate evaluates each token before it yields it (and prefix-matches the cache itself).
@@ -100,7 +114,10 @@ def _llama_cpp_direct(path: Path, ctx: int, threads: int, batch: int) -> Any:
         n_threads_batch=threads,
         verbose=False,
     )
+    return _llama_cpp_gen(llm)
 
+
+def _llama_cpp_gen(llm: Any) -> Any:
     def gen(tokens: list[int], n: int) -> tuple[float, float, int, int]:
         t0, stamps = time.perf_counter(), []
         # Llama.generate prefix-matches the KV cache and yields each token before evaluating it.
@@ -158,6 +175,12 @@ def best_of(old: dict[str, float] | None, new: dict[str, float]) -> dict[str, fl
     return {k: (min if k in lower else max)(old[k], new[k]) for k in new}
 
 
+def _distinct(ids: list[int], count: int, length: int) -> list[list[int]]:
+    """`count` prompts of `length` ids that share only their first (BOS), cut from rotations of `ids`."""
+    body = ids[1:]
+    return [[ids[0], *(body[(i * 7 + j) % len(body)] for j in range(length - 1))] for i in range(count)]
+
+
 def pct(a: float, b: float) -> str:
     """How much `a` differs from `b`, signed, in percent."""
     return f"{(a / b - 1) * 100:+.1f} %" if b else "n/a"
@@ -196,6 +219,32 @@ def _sweep_one(
     f = figures(run_child(spec))
     print(f"  prompt {f['prompt_tps']:.1f} tok/s, generation {f['gen_tps']:.1f} tok/s", flush=True)
     return (engine, threads, batch, f["prompt_tps"], f["gen_tps"])
+
+
+def same_model(
+    path: Path, engine: str, *, threads: int, batch: int, ctx: int, prompts: list[list[int]], n_gen: int
+) -> tuple[str, float, float, float, float]:
+    """Prompt and generation speed through scopebot and through the library, alternating on one loaded model."""
+    print(f"{engine}: scopebot and {LIBRARY[engine]} alternating on one model …", flush=True)
+    spec = {
+        "model": str(path),
+        "engine": engine,
+        "via": "ab",
+        "threads": threads,
+        "batch_size": batch,
+        "context_length": ctx,
+        "gen_tokens": n_gen,
+        "prompts": prompts,
+    }
+    runs = run_child(spec)["runs"]
+    best = {}
+    for name, way in (("ours", 0), ("lib", 1)):
+        mine = [r for r in runs if r["way"] == way]
+        prompt = max(r["prompt"] / r["first"] for r in mine)
+        gen = max((r["count"] - 1) / (r["last"] - r["first"]) for r in mine if r["count"] > 1)
+        best[name] = (prompt, gen)
+    print(f"  {best}", flush=True)
+    return (engine, best["ours"][0], best["lib"][0], best["ours"][1], best["lib"][1])
 
 
 def report(
@@ -259,6 +308,7 @@ def main() -> int:
     ap.add_argument("--gen-tokens", type=int, default=0, help="tokens to generate (default 32, quick 16)")
     ap.add_argument("--repeat", type=int, default=0, help="runs of each engine and way, best kept (default 1, quick 3)")
     ap.add_argument("--no-append", action="store_true", help="print only; do not append to bench/RESULTS.md")
+    ap.add_argument("--no-ab", action="store_true", help="skip the same-model scopebot/library comparison")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -343,6 +393,33 @@ def main() -> int:
                 )
                 results[(engine, via)] = best_of(results.get((engine, via)), f)
     sections += report(results, chosen, bound)
+
+    if not args.no_ab:
+        reps = args.repeat or 3
+        ab_prompts = _distinct(other, 2 * reps, 64)
+        rows = [
+            same_model(path, e, threads=chosen[e][0], batch=chosen[e][1], ctx=ctx, prompts=ab_prompts, n_gen=16)
+            for e in engines
+        ]
+        sections.append(
+            f"Overhead of the scopebot engine over the library's own loop, measured on one loaded model, "
+            f"alternating, best of {reps} (64-token prompts sharing only BOS, 16 tokens generated):\n\n"
+            + table(
+                [
+                    "engine",
+                    "prompt tok/s scopebot",
+                    "library",
+                    "difference",
+                    "generated tok/s scopebot",
+                    "library",
+                    "difference",
+                ],
+                [
+                    (e, f"{po:.2f}", f"{pl:.2f}", pct(po, pl), f"{go:.2f}", f"{gl:.2f}", pct(go, gl))
+                    for e, po, pl, go, gl in rows
+                ],
+            )
+        )
 
     body = "\n\n".join(sections)
     print("\n" + body)

@@ -60,6 +60,8 @@ class LlamaCppEngine:
         self.batch_size = batch_size
         self.description = f"llama.cpp llama {model_path.name} ctx={self.context_length}"
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        # Token id -> (text bytes, ends generation): two foreign calls per token saved on every answer.
+        self._pieces: dict[int, tuple[bytes, bool]] = {}
 
     def tokenize(self, text: str, bos: bool) -> list[int]:
         """Token ids for `text`; control-token spellings in it (`</s>`, `<s>`) stay plain text."""
@@ -72,6 +74,15 @@ class LlamaCppEngine:
         return b"".join(self._piece(t) for t in tokens).decode("utf-8", errors="replace")
 
     def _piece(self, token: int) -> bytes:
+        return self._lookup(token)[0]
+
+    def _lookup(self, token: int) -> tuple[bytes, bool]:
+        known = self._pieces.get(token)
+        if known is None:
+            known = self._pieces[token] = (self._spell(token), bool(self._lib.llama_vocab_is_eog(self._vocab, token)))
+        return known
+
+    def _spell(self, token: int) -> bytes:
         size = 64
         while True:
             buf = ctypes.create_string_buffer(size)
@@ -124,13 +135,14 @@ class LlamaCppEngine:
                 token = int(next(steps))
                 if stats.completion_tokens == 0:
                     stats.prompt_ms = (time.perf_counter() - started) * 1000
-                if lib.llama_vocab_is_eog(self._vocab, token):
+                piece, eog = self._lookup(token)
+                if eog:
                     stats.stop_reason = "eos"
                     break
                 stats.completion_tokens += 1
                 if stats.completion_tokens == 1:
                     stats.first_token_ms = (time.perf_counter() - started) * 1000
-                pending += self._piece(token)
+                pending += piece
                 text, pending = _split_utf8(pending)
                 if text:
                     yield text
