@@ -2,9 +2,9 @@
 
 from sqlmodel import SQLModel
 
-import bot.gate.overlay  # noqa: F401
+import bot.gate.overlay
 import bot.models  # noqa: F401
-import moderation.audit  # noqa: F401
+import moderation.audit
 import moderation.models  # noqa: F401
 
 metadata = SQLModel.metadata
