@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from bot import db
 from bot.cli import main
+from bot.config import load_config
+from moderation.models import Case, RegressionExample
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -102,3 +106,27 @@ def test_scope_changes_from_the_cli_reach_check(devset: Path, capsys: pytest.Cap
     assert row["verdict"] == "block" and "tax help" in str(row["reason"])
     assert main(["scope", "set", *args, "citylibrary", "strictness", "nine"]) == 2
     assert "strictness must be a number" in capsys.readouterr().err
+
+
+async def _store_regression(config_path: Path, question: str, kind: str) -> None:
+    engine = db.create_engine(load_config(config_path).database.url)
+    try:
+        await db.upgrade(engine)
+        async with db.sessionmaker(engine)() as session, session.begin():
+            case = Case(message_key="memory:w:c:1", platform="memory", workspace="w", channel="c", message_id="1")
+            session.add(case)
+            await session.flush()
+            assert case.id is not None
+            session.add(RegressionExample(case_id=case.id, scope="citylibrary", kind=kind, question=question))
+    finally:
+        await engine.dispose()
+
+
+def test_eval_replays_stored_regressions(devset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    asyncio.run(_store_regression(devset, "Write me a limerick about cats", "off_scope"))
+    dataset = tmp_path / "one.jsonl"
+    dataset.write_text('{"id": "a", "text": "How do I renew my books?", "expected": "answer"}\n', encoding="utf-8")
+    assert main(["eval", "--config", str(devset), "--scope", "citylibrary", "--dataset", str(dataset)]) == 0
+    out = capsys.readouterr().out
+    assert "overall: 2/2 = 100.0 %" in out
+    assert "kind regression: 1/1 = 100.0 %" in out

@@ -89,29 +89,37 @@ class InputError(Exception):
     """Input to a command is unusable; the message names the file and line."""
 
 
-async def _with_overlay(config: Config) -> Config:
-    """The file's scopes with the database's run-time changes, when a database is there to read."""
+async def _with_database(config: Config, *, regressions_for: str | None = None) -> tuple[Config, list[Any]]:
+    """The file's scopes with the database's run-time changes, and (for `eval`) the scope's stored
+    regression examples, when a database is there to read; the file alone otherwise."""
     from bot import db
+    from bot.gate.evaluate import regression_examples
     from bot.gate.overlay import ScopeAdmin
     from bot.scopes import ScopeRegistry
+    from moderation.regressions import regression_rows
 
     url = config.database.url
     # Reading must not create an empty SQLite file where there was none.
     if url.startswith("sqlite") and not await asyncio.to_thread(os.path.isfile, url.split(":///", 1)[-1]):
-        return config
+        return config, []
     engine = db.create_engine(url)
+    examples: list[Any] = []
     try:
         with db.reraise_unavailable(engine):
             if await db.current_revision(engine) != db.head_revision():
-                return config
+                return config, []
             registry = ScopeRegistry(config)
-            await ScopeAdmin(config=config, registry=registry, sessions=db.sessionmaker(engine)).load()
+            sessions = db.sessionmaker(engine)
+            await ScopeAdmin(config=config, registry=registry, sessions=sessions).load()
+            if regressions_for is not None:
+                rows = await regression_rows(sessions, scope=regressions_for)
+                examples = regression_examples(rows, scope=regressions_for)
     except db.DatabaseUnavailable as e:
         print(f"scopebot: note: run-time scope changes not applied ({e})", file=sys.stderr)
-        return config
+        return config, []
     finally:
         await engine.dispose()
-    return config.model_copy(update={"scopes": registry.all()})
+    return config.model_copy(update={"scopes": registry.all()}), examples
 
 
 def build_gate(config: Config) -> Any:
@@ -133,7 +141,7 @@ def build_gate(config: Config) -> Any:
 
 async def cmd_check(args: argparse.Namespace) -> int:
     """`scopebot check`: one JSON object per question on standard output."""
-    config = await _with_overlay(load_config(args.config))
+    config, _ = await _with_database(load_config(args.config))
     _scope_or_exit(config, args.scope)
     try:
         inputs = read_inputs(args, sys.stdin)
@@ -148,13 +156,14 @@ async def cmd_check(args: argparse.Namespace) -> int:
 
 
 async def cmd_eval(args: argparse.Namespace) -> int:
-    """`scopebot eval`: rates per expected verdict and the misclassified questions."""
+    """`scopebot eval`: rates per expected verdict and the misclassified questions, stored regressions included."""
     from bot.gate.evaluate import DatasetError, evaluate, load_dataset
 
-    config = await _with_overlay(load_config(args.config))
+    config, stored = await _with_database(load_config(args.config), regressions_for=args.scope)
     _scope_or_exit(config, args.scope)
     try:
-        examples = load_dataset(args.dataset)
+        # Questions moderators stored as the bot's faults are replayed with the dataset (kind "regression").
+        examples = load_dataset(args.dataset) + stored
         gate = build_gate(config)
         report = evaluate(gate, config, scope=args.scope, examples=examples)
     except DatasetError as e:
