@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import select
 
 from bot.events import MessageRef
 from bot.models import BotAnswer, BotAnswerPart
+from bot.records import ref_from_json, ref_json
+from bot.spool import Spool
+
+#: Kind of the spool records holding answers kept while the database is unreachable.
+ANSWER_RECORD = "answer"
 
 
 async def record_answer(
@@ -26,6 +34,51 @@ async def record_answer(
         for i, ref in enumerate(parts):
             session.add(BotAnswerPart(message_key=ref.key, answer_id=answer.id, part=i))
     return answer
+
+
+async def save_answer(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    answer: BotAnswer,
+    parts: Sequence[MessageRef],
+    spool: Spool | None = None,
+) -> int | None:
+    """Record an answer now, or keep it in `spool` while the database is unreachable; its id, or None when kept."""
+    if spool is None:
+        return (await record_answer(sessions, answer=answer, parts=parts)).id
+    # Taken before the attempt: a failed transaction may leave the object expired and unreadable.
+    record = answer.model_dump(mode="json", exclude={"id", "answer_key"}) | {"parts": [ref_json(r) for r in parts]}
+    if not spool.holding:
+        try:
+            return (await record_answer(sessions, answer=answer, parts=parts)).id
+        except Exception as e:
+            if not spool.lost(e, during=f"recording answer {answer.request_id}"):
+                raise
+    await spool.keep(ANSWER_RECORD, record)
+    return None
+
+
+async def replay_answer(sessions: async_sessionmaker[AsyncSession], data: dict[str, Any]) -> None:
+    """Write a kept answer, unless it is written already (its messages' keys are unique)."""
+    parts = [ref_from_json(r) for r in data.get("parts", [])]
+    answer = BotAnswer.model_validate({k: v for k, v in data.items() if k != "parts"})
+    async with sessions() as session:
+        if parts:
+            written = await session.get(BotAnswerPart, parts[0].key) is not None
+        else:
+            found = await session.scalar(
+                select(BotAnswer.id).where(
+                    BotAnswer.request_id == answer.request_id,
+                    BotAnswer.question_message_id == answer.question_message_id,
+                    BotAnswer.created_at == answer.created_at,
+                )
+            )
+            written = found is not None
+    if written:
+        return
+    # Written meanwhile by another replay of the same record: the parts' unique keys refuse a second copy.
+    with contextlib.suppress(IntegrityError):
+        await record_answer(sessions, answer=answer, parts=parts)
 
 
 async def answer_for_message(session: AsyncSession, ref: MessageRef) -> BotAnswer | None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import db
-from bot.answers import ConversationMemory
+from bot.answers import ANSWER_RECORD, ConversationMemory, replay_answer
 from bot.commands import CommandRouter
 from bot.config import Config
 from bot.dispatcher import Dispatcher
@@ -22,8 +23,10 @@ from bot.llm.client import ModelWorker, WorkerSettings
 from bot.llm.engine import ModelLoadError, resolve_model_file
 from bot.metrics import Metrics
 from bot.ops import Ops, OpsSettings, ServesHealth
+from bot.outage import DatabaseWatch
 from bot.pipeline import Pipeline
 from bot.scopes import ScopeRegistry
+from bot.spool import Spool, spool_folder
 from moderation.rights import is_moderator
 from moderation.wiring import ModerationRuntime, build_moderation
 from moderation.wordlist import OverlayPhrases
@@ -58,6 +61,8 @@ class App:
     model: ModelWorker | None = None
     model_problem: str = ""
     moderation: ModerationRuntime | None = None
+    #: Reports and answer records kept while the database is unreachable (`bot.spool`).
+    spool: Spool | None = None
     #: Health and metrics, and their listener (`bot.ops`).
     ops: Ops | None = None
     _started: list[Platform] = field(default_factory=list)
@@ -106,6 +111,9 @@ class App:
             await self.scope_admin.load()
         if self.gate_service is not None:
             await self.gate_service.start()
+        if self.spool is not None:
+            # Before the platforms connect: what was kept during an outage is written first.
+            await self.spool.start()
         await self.start_model()
         for platform in self.platforms:
             await platform.start(self.dispatcher.sink_for(platform))
@@ -126,6 +134,8 @@ class App:
                 log.exception("error while stopping %s", platform.name)
         self._started.clear()
         await self.dispatcher.drain(DRAIN_SECONDS)
+        if self.spool is not None:
+            await self.spool.stop()
         if self.model is not None:
             await self.model.stop()
         if self.gate_service is not None:
@@ -139,6 +149,9 @@ def build_app(config: Config, *, platforms: list[Platform] | None = None, ops: O
     """Build every service for `config`; nothing connects until `App.start()` (`ops`: where /healthz listens)."""
     engine = db.create_engine(config.database.url)
     sessions = db.sessionmaker(engine)
+    # Reports and answer records wait here while the database is unreachable; written when it returns.
+    spool = Spool(folder=spool_folder(config), watch=DatabaseWatch())
+    spool.register(ANSWER_RECORD, functools.partial(replay_answer, sessions))
     scopes = ScopeRegistry(config)
     root = config.source.parent
     knowledge = {s.name: KnowledgeIndex(s.knowledge, root=root) for s in config.scopes}
@@ -151,6 +164,7 @@ def build_app(config: Config, *, platforms: list[Platform] | None = None, ops: O
         knowledge=knowledge,
         sessions=sessions,
         model=None,
+        spool=spool,
         memory=ConversationMemory(),
         metrics=metrics,
     )
@@ -168,6 +182,7 @@ def build_app(config: Config, *, platforms: list[Platform] | None = None, ops: O
         scopes=scopes,
         platforms=list(platforms or []),
         phrases=OverlayPhrases(scope_admin),
+        spool=spool,
     )
     moderation.service.register_commands(commands)
     dispatcher = Dispatcher(
@@ -187,6 +202,7 @@ def build_app(config: Config, *, platforms: list[Platform] | None = None, ops: O
         dispatcher=dispatcher,
         platforms=list(platforms or []),
         moderation=moderation,
+        spool=spool,
     )
     app.ops = Ops(metrics=metrics, engine=engine, platforms=app.platforms, models=app, settings=ops)
     for platform in app.platforms:

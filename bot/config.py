@@ -82,6 +82,9 @@ class DatabaseConfig(_Strict):
     """`[database]`: SQLite by default, PostgreSQL when several processes share the work."""
 
     url: str = DEFAULT_DATABASE_URL
+    #: Folder for reports and answer records kept while the database is unreachable (`bot/spool.py`);
+    #: relative to this file. Default: next to the SQLite database file, or next to this file.
+    spool_dir: Path | None = None
 
     @field_validator("url")
     @classmethod
@@ -282,7 +285,7 @@ def _resolve_paths(cfg: Config, text: str, *, cli_model: Path | None) -> Config:
     env_url = os.environ.get(DATABASE_URL_ENV)
     if env_url:
         try:
-            database = DatabaseConfig(url=env_url)
+            database = DatabaseConfig(url=env_url, spool_dir=cfg.database.spool_dir)
         except ValidationError as e:
             raise ConfigError(f"{DATABASE_URL_ENV}: {e.errors()[0]['msg']}") from None
     return cfg.model_copy(update={"scopes": scopes, "model": model, "database": database})

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.answers import ConversationMemory, record_answer
+from bot.answers import ConversationMemory, save_answer
 from bot.config import Config, ScopeConfig
 from bot.events import InboundMessage, OutboundMessage, Platform
 from bot.gate import Gate, GateResult
@@ -22,6 +22,7 @@ from bot.llm.prompt import Passage, PromptParts, system_prompt
 from bot.models import BotAnswer
 from bot.replier import StreamingReply
 from bot.sanitize import clean_text
+from bot.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class Pipeline:
         knowledge: Mapping[str, KnowledgeIndex],
         sessions: async_sessionmaker[AsyncSession],
         model: ModelWorker | None,
+        spool: Spool | None = None,
         memory: ConversationMemory | None = None,
         metrics: QuestionMetrics | None = None,
     ) -> None:
@@ -71,6 +73,8 @@ class Pipeline:
         self._gate = gate
         self._knowledge = knowledge
         self._sessions = sessions
+        # Answer records wait here while the database is unreachable (`bot/spool.py`).
+        self._spool = spool
         self.model = model
         self._memory = memory or ConversationMemory()
 
@@ -224,7 +228,7 @@ class Pipeline:
             record.answer = text
         timings["total"] = _ms(started)
         record.timings = timings
-        saved = await record_answer(self._sessions, answer=record, parts=refs)
+        saved_id = await save_answer(self._sessions, answer=record, parts=refs, spool=self._spool)
         if self._metrics is not None:
             self._metrics.question_finished(
                 platform=record.platform, scope=record.scope, verdict=record.verdict, timings=timings
@@ -237,7 +241,7 @@ class Pipeline:
             record.reason,
             timings["total"],
         )
-        return Outcome(record.verdict, text, saved.id)
+        return Outcome(record.verdict, text, saved_id)
 
 
 def quote_passages(passages: list[Passage], question: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import func, update
@@ -17,7 +17,9 @@ from bot.config import Config
 from bot.db import utcnow
 from bot.events import Actor, FetchedMessage, Platform, PlatformError, ReactionAdded, Reply
 from bot.models import BotAnswer
+from bot.records import fetched_from_json, fetched_json, reaction_from_json, reaction_json, ref_from_json
 from bot.scopes import ScopeRegistry
+from bot.spool import Spool
 from moderation.answer_refs import answer_refs, edit_all
 from moderation.audit import SYSTEM, audit
 from moderation.models import Case, CaseEvidence, CaseState, Report
@@ -28,13 +30,16 @@ log = logging.getLogger(__name__)
 RATE_LIMITED_TEXT = "You have filed many reports in the last hour; please wait a while before flagging more."
 #: Attempts at the filing transaction when another process opens the same case at the same moment.
 FILING_ATTEMPTS = 3
+#: Kind of the spool records holding reports kept while the database is unreachable.
+REPORT_RECORD = "report"
 
 
 @dataclass(frozen=True, slots=True)
 class FilingResult:
     """What one flag did."""
 
-    outcome: Literal["filed", "duplicate", "rate_limited", "ignored"]
+    #: kept: the database is unreachable; the report waits in the spool and is filed when it returns.
+    outcome: Literal["filed", "kept", "duplicate", "rate_limited", "ignored"]
     case_id: int | None = None
     reporters: int = 0
     #: Whether this flag took a bot answer over the hide threshold.
@@ -85,22 +90,47 @@ async def reporter_weight(session: AsyncSession, reporter: Actor) -> float:
 class ReportService:
     """Turns flags into reports and cases, hides answers past the threshold, acknowledges the reporter."""
 
-    def __init__(self, *, config: Config, sessions: async_sessionmaker[AsyncSession], scopes: ScopeRegistry) -> None:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        sessions: async_sessionmaker[AsyncSession],
+        scopes: ScopeRegistry,
+        spool: Spool | None = None,
+    ) -> None:
         self._config = config
         self._sessions = sessions
         self._scopes = scopes
+        self._spool = spool
+        if spool is not None:
+            spool.register(REPORT_RECORD, self.replay)
 
     async def file(self, *, platform: Platform, event: ReactionAdded) -> FilingResult:
-        """File `event` as a report; a repeat by the same person, or a flood, files nothing."""
-        reporter = event.reactor
-        target = event.target
-        if reporter.is_bot or is_reviewer_channel(self._config, target.place):
+        """File `event` as a report; a repeat by the same person, or a flood, files nothing.
+
+        While the database is unreachable (or reports kept earlier still wait) the report is kept in the
+        spool, with the message as it reads now, and filed when the database returns; the reporter is
+        acknowledged as usual.
+        """
+        if event.reactor.is_bot or is_reviewer_channel(self._config, event.target.place):
             return FilingResult("ignored")
+        fetched: list[FetchedMessage | None] = []  # the message is read once, whichever way the report goes
+        spool = self._spool
+        if spool is None or not spool.holding:
+            try:
+                return await self._file_now(platform, event, fetched)
+            except Exception as e:
+                if spool is None or not spool.lost(e, during=f"filing a report on {event.target.key}"):
+                    raise
+        return await self._keep(platform, event, fetched)
+
+    async def _file_now(
+        self, platform: Platform, event: ReactionAdded, fetched_once: list[FetchedMessage | None]
+    ) -> FilingResult:
+        reporter = event.reactor
         async with self._sessions() as session:
-            answer = await answer_for_message(session, target)
-            # Every part of a split answer is one message to report: the case is keyed by the answer.
-            key = answer.answer_key if answer is not None and answer.answer_key else target.key
-            if await self._already_reported(session, key, reporter):
+            key, duplicate = await self._key(session, event)
+            if duplicate:
                 return FilingResult("duplicate")
             since = utcnow() - timedelta(hours=1)
             recent = await session.scalar(
@@ -119,22 +149,78 @@ class ReportService:
             await self._tell(platform, event, RATE_LIMITED_TEXT)
             return FilingResult("rate_limited")
         fetched = await self._fetch(platform, event)
-        result = FilingResult("duplicate")
+        fetched_once.append(fetched)
+        result = await self._file_retrying(event, key, fetched)
+        if result.hid_answer and result.case_id is not None:
+            await self.hide_answer(platform, case_id=result.case_id)
+        if self._config.moderation.acknowledge_reporter and result.outcome == "filed":
+            await self._tell(platform, event, self._config.moderation.acknowledgement)
+        return result
+
+    async def _keep(
+        self, platform: Platform, event: ReactionAdded, fetched_once: list[FetchedMessage | None]
+    ) -> FilingResult:
+        """Keep a report in the spool until the database returns; duplicates and floods are judged by what waits."""
+        assert self._spool is not None
+        reporter = event.reactor
+        mine = [
+            d
+            for d in self._spool.pending(REPORT_RECORD)
+            if (d["reactor"]["platform"], d["reactor"]["user_id"]) == (reporter.platform, reporter.user_id)
+        ]
+        if any(ref_from_json(d["target"]).key == event.target.key for d in mine):
+            return FilingResult("duplicate")
+        if len(mine) >= self._config.moderation.reports_per_hour:
+            await self._tell(platform, event, RATE_LIMITED_TEXT)
+            return FilingResult("rate_limited")
+        fetched = fetched_once[0] if fetched_once else await self._fetch(platform, event)
+        record = reaction_json(event) | {
+            "fetched": fetched_json(fetched) if fetched is not None else None,
+            "filed_at": utcnow().isoformat(),
+        }
+        await self._spool.keep(REPORT_RECORD, record)
+        if self._config.moderation.acknowledge_reporter:
+            await self._tell(platform, event, self._config.moderation.acknowledgement)
+        return FilingResult("kept")
+
+    async def replay(self, data: dict[str, Any]) -> None:
+        """File a report kept during a database outage, dated when it was made; a repeat files nothing."""
+        event = reaction_from_json(data)
+        fetched = fetched_from_json(data["fetched"]) if data.get("fetched") else None
+        at = datetime.fromisoformat(data["filed_at"])
+        async with self._sessions() as session:
+            key, duplicate = await self._key(session, event)
+        if duplicate:
+            return
+        result = await self._file_retrying(event, key, fetched, at=at)
+        log.info(
+            "kept flag on %s by %s: %s (case %s)",
+            event.target.key,
+            event.reactor.user_id,
+            result.outcome,
+            result.case_id,
+        )
+
+    async def _key(self, session: AsyncSession, event: ReactionAdded) -> tuple[str, bool]:
+        """The case key of the flagged message, and whether this reporter already reported it."""
+        answer = await answer_for_message(session, event.target)
+        # Every part of a split answer is one message to report: the case is keyed by the answer.
+        key = answer.answer_key if answer is not None and answer.answer_key else event.target.key
+        return key, await self._already_reported(session, key, event.reactor)
+
+    async def _file_retrying(
+        self, event: ReactionAdded, key: str, fetched: FetchedMessage | None, *, at: datetime | None = None
+    ) -> FilingResult:
         for attempt in range(FILING_ATTEMPTS):
             try:
-                result = await self._file_once(event, key, fetched)
-                break
+                return await self._file_once(event, key, fetched, at=at)
             except _Duplicate:
                 return FilingResult("duplicate")
             except IntegrityError:
                 # Another handler or process opened this message's case between our read and insert.
                 if attempt == FILING_ATTEMPTS - 1:
                     raise
-        if result.hid_answer and result.case_id is not None:
-            await self.hide_answer(platform, case_id=result.case_id)
-        if self._config.moderation.acknowledge_reporter:
-            await self._tell(platform, event, self._config.moderation.acknowledgement)
-        return result
+        return FilingResult("duplicate")
 
     async def _already_reported(self, session: AsyncSession, key: str, reporter: Actor) -> bool:
         found = await session.scalar(
@@ -154,13 +240,17 @@ class ReportService:
             log.warning("could not read flagged message %s: %s", event.target.key, e)
             return None
 
-    async def _file_once(self, event: ReactionAdded, key: str, fetched: FetchedMessage | None) -> FilingResult:
+    async def _file_once(
+        self, event: ReactionAdded, key: str, fetched: FetchedMessage | None, *, at: datetime | None = None
+    ) -> FilingResult:
         reporter = event.reactor
+        at = at or utcnow()
         async with self._sessions() as session, session.begin():
             answer = await answer_for_message(session, event.target)
             case = await session.scalar(select(Case).where(Case.message_key == key))
             if case is None:
                 case = self._new_case(event, key, fetched, answer)
+                case.opened_at = at
                 session.add(case)
                 await session.flush()
                 assert case.id is not None
@@ -176,6 +266,7 @@ class ReportService:
                 reporter_name=reporter.display_name,
                 weight=weight,
                 snapshot=fetched.text if fetched is not None else None,
+                created_at=at,
             )
             session.add(report)
             try:
@@ -202,6 +293,7 @@ class ReportService:
                 scope=case.scope,
                 note=f"report #{report.id}; {case.reporters} reporter(s)",
                 detail={"report_id": report.id, "message_key": key, "reporters": case.reporters},
+                at=at,
             )
             return FilingResult("filed", case_id, case.reporters, hid)
 

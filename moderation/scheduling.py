@@ -15,7 +15,7 @@ import asyncio
 import concurrent.futures
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy
@@ -26,6 +26,8 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.pool import NullPool
+
+from bot.outage import DatabaseWatch
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ def sync_url(url: str) -> str:
     raise ValueError(f"no synchronous driver known for {url.split(':', 1)[0]}")
 
 
-def job_store(url: str) -> BaseJobStore:
+def job_store(url: str, *, watch: DatabaseWatch | None = None, retry: float = 10.0) -> BaseJobStore:
     """A job store in the bot's database (memory only for an in-memory SQLite database)."""
     if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
         return MemoryJobStore()
@@ -60,16 +62,63 @@ def job_store(url: str) -> BaseJobStore:
     # itself, so nothing is left open when the scheduler shuts down mid-call.
     connect_args = {"timeout": 30} if target.startswith("sqlite") else {"connect_timeout": 10}
     engine = sqlalchemy.create_engine(target, connect_args=connect_args, poolclass=NullPool)
-    return SQLAlchemyJobStore(engine=engine)
+    return SteadyJobStore(engine=engine, watch=watch or DatabaseWatch(), retry=retry)
+
+
+class SteadyJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+    """APScheduler's job table, riding out database outages.
+
+    APScheduler 3 logs a warning every `jobstore_retry_interval` while `get_due_jobs` fails, and its
+    scheduler thread dies if a later call of the same round (`update_job`, `get_next_run_time`) raises.
+    Here an unreachable database is noted once on the shared watch and the round is skipped: no job is
+    due, and the scheduler looks again after `retry` seconds. Any other error is raised as before.
+    """
+
+    def __init__(self, *, engine: sqlalchemy.Engine, watch: DatabaseWatch, retry: float) -> None:
+        super().__init__(engine=engine)
+        self._watch = watch
+        self._retry = retry
+
+    def get_due_jobs(self, now: datetime) -> list[Any]:
+        """Jobs due at `now`; none while the database is unreachable."""
+        try:
+            jobs: list[Any] = super().get_due_jobs(now)
+        except Exception as e:
+            if not self._watch.lost(e, during="reading the scheduler's job table"):
+                raise
+            return []
+        self._watch.ok()
+        return jobs
+
+    def get_next_run_time(self) -> datetime | None:
+        """When the next job is due; soon, to look again, while the database is unreachable."""
+        try:
+            found: datetime | None = super().get_next_run_time()
+        except Exception as e:
+            if not self._watch.lost(e, during="reading the scheduler's job table"):
+                raise
+            return datetime.now(UTC) + timedelta(seconds=self._retry)
+        return found
+
+    def update_job(self, job: Any) -> None:
+        """Store a job's next run time; while the database is unreachable the job is simply due again later."""
+        try:
+            super().update_job(job)
+        except Exception as e:
+            if not self._watch.lost(e, during="updating the scheduler's job table"):
+                raise
 
 
 class LoopExecutor(BaseExecutor):  # type: ignore[misc]
     """Runs each due job's registered coroutine on the bot's event loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, handlers: Mapping[str, Handler]) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, handlers: Mapping[str, Handler], *, watch: DatabaseWatch | None = None
+    ) -> None:
         super().__init__()
         self._loop = loop
         self._handlers = dict(handlers)
+        self._watch = watch or DatabaseWatch()
         self._futures: set[concurrent.futures.Future[list[JobExecutionEvent]]] = set()
 
     def submit_job(self, job: Any, run_times: list[datetime]) -> None:
@@ -105,9 +154,12 @@ class LoopExecutor(BaseExecutor):  # type: ignore[misc]
         try:
             await handler()
         except Exception as e:
-            # The job boundary: log once with the traceback; the next run tries again.
-            log.exception("scheduled job %s failed", job_id)
+            # The job boundary: log once with the traceback; the next run tries again. A database
+            # outage is no bug: the watch logs it once for all, and runs are skipped until it ends.
+            if not self._watch.lost(e, during=f"running {job_id}"):
+                log.exception("scheduled job %s failed", job_id)
             return [JobExecutionEvent(EVENT_JOB_ERROR, job_id, alias, run_time, exception=e)]
+        self._watch.ok()
         return [JobExecutionEvent(EVENT_JOB_EXECUTED, job_id, alias, run_time)]
 
     def pending(self) -> list[concurrent.futures.Future[list[JobExecutionEvent]]]:
@@ -126,8 +178,11 @@ class ModerationScheduler:
         retention: Handler,
         router_interval: float,
         retention_interval: float = 6 * 3600.0,
+        watch: DatabaseWatch | None = None,
     ) -> None:
         self._url = database_url
+        #: Shared with the spool and the services: a database outage is logged once, not once per run.
+        self._watch = watch or DatabaseWatch()
         self._handlers = {ROUTER_JOB: router, RETENTION_JOB: retention}
         self._router_interval = router_interval
         self._retention_interval = retention_interval
@@ -143,9 +198,10 @@ class ModerationScheduler:
         """Store (or refresh) the jobs in the database and start the scheduler thread."""
         if self._scheduler is not None:
             return
-        self._executor = LoopExecutor(asyncio.get_running_loop(), self._handlers)
+        self._executor = LoopExecutor(asyncio.get_running_loop(), self._handlers, watch=self._watch)
+        retry = min(self._router_interval, 10.0)
         scheduler = BackgroundScheduler(
-            jobstores={"default": job_store(self._url)},
+            jobstores={"default": job_store(self._url, watch=self._watch, retry=retry)},
             executors={"default": self._executor},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,

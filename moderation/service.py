@@ -11,6 +11,7 @@ from bot.commands import CommandRouter, Subcommand
 from bot.config import Config
 from bot.db import utcnow
 from bot.events import Actor, CardAction, Place, Platform, ReactionAdded, Reply
+from bot.outage import DatabaseWatch
 from moderation.actions import ACTIONS, ActionService
 from moderation.audit import entries
 from moderation.effects import EffectRunner
@@ -35,9 +36,11 @@ class ModerationService:
         actions: ActionService,
         effects: EffectRunner,
         router: Router,
+        watch: DatabaseWatch | None = None,
     ) -> None:
         self._config = config
         self._sessions = sessions
+        self._watch = watch or DatabaseWatch()
         self.reports = reports
         self.actions = actions
         self.effects = effects
@@ -90,18 +93,29 @@ class ModerationService:
         return " ".join(lines)
 
     async def is_muted(self, actor: Actor, place: Place) -> bool:
-        """Whether a moderator's time-out, kept by the bot itself, covers `actor` now."""
-        async with self._sessions() as session:
-            found = await session.scalar(
-                select(Mute.id)
-                .where(
-                    Mute.platform == actor.platform,
-                    Mute.workspace == place.workspace,
-                    Mute.user_id == actor.user_id,
-                    col(Mute.until) > utcnow(),
+        """Whether a moderator's time-out, kept by the bot itself, covers `actor` now.
+
+        Unknown while the database is unreachable: then nobody counts as timed out, because answering a
+        timed-out member for the length of an outage is better than answering nobody.
+        """
+        if self._watch.down:
+            return False
+        try:
+            async with self._sessions() as session:
+                found = await session.scalar(
+                    select(Mute.id)
+                    .where(
+                        Mute.platform == actor.platform,
+                        Mute.workspace == place.workspace,
+                        Mute.user_id == actor.user_id,
+                        col(Mute.until) > utcnow(),
+                    )
+                    .limit(1)
                 )
-                .limit(1)
-            )
+        except Exception as e:
+            if not self._watch.lost(e, during="checking time-outs"):
+                raise
+            return False
         return found is not None
 
     async def _card_place(self, case_id: int, platform: Platform) -> Place:

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Config
 from bot.events import Platform
+from bot.outage import DatabaseWatch
 from bot.scopes import ScopeRegistry
+from bot.spool import Spool
 from moderation.actions import ActionService
 from moderation.effects import EffectRunner, PhraseSink
 from moderation.reports import ReportService
@@ -47,21 +49,24 @@ def build_moderation(
     scopes: ScopeRegistry,
     platforms: Sequence[Platform],
     phrases: PhraseSink | None = None,
+    spool: Spool | None = None,
 ) -> ModerationRuntime:
     """Every moderation service for `config`, serving `platforms`; nothing runs until `start()`.
 
     `phrases` is where `add_word` puts a phrase: the app passes the scope gate's overlay
-    (`OverlayPhrases`); without it a phrase holds in this process only.
+    (`OverlayPhrases`); without it a phrase holds in this process only. `spool` keeps reports filed
+    while the database is unreachable (the app passes its one spool); without it such a flag fails.
     """
     by_name = {p.name: p for p in platforms}
-    reports = ReportService(config=config, sessions=sessions, scopes=scopes)
+    watch = spool.watch if spool is not None else DatabaseWatch()
+    reports = ReportService(config=config, sessions=sessions, scopes=scopes, spool=spool)
     actions = ActionService(config=config, sessions=sessions)
     effects = EffectRunner(
         config=config, sessions=sessions, platforms=by_name, phrases=phrases or RegistryPhrases(scopes)
     )
     router = Router(config=config, sessions=sessions, platforms=by_name, reports=reports, effects=effects)
     service = ModerationService(
-        config=config, sessions=sessions, reports=reports, actions=actions, effects=effects, router=router
+        config=config, sessions=sessions, reports=reports, actions=actions, effects=effects, router=router, watch=watch
     )
 
     async def retention() -> None:
@@ -72,5 +77,6 @@ def build_moderation(
         router=router.run_once,
         retention=retention,
         router_interval=config.moderation.router_interval_seconds,
+        watch=watch,
     )
     return ModerationRuntime(service=service, router=router, scheduler=scheduler)
