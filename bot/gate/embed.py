@@ -1,4 +1,4 @@
-"""The sentence-embedding runtime: all-MiniLM-L6-v2 through sentence-transformers, loaded once, offline.
+"""The sentence-embedding runtime: all-MiniLM-L6-v2 on ONNX Runtime (see onnx_minilm.py), loaded once, offline.
 
 `encode` is blocking (for the CLI and for building indexes); `aencode` runs it on a worker thread with
 bounded concurrency, so the event loop never waits on the model. Vectors are L2-normalized float32, so a
@@ -16,10 +16,11 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from bot.gate.onnx_minilm import OnnxMiniLM
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def default_model_path() -> Path:
 class Embedder:
     """Turns texts into unit vectors; thread-safe, with an LRU cache of recent texts."""
 
-    def __init__(self, model: Any, *, max_concurrency: int = 1, cache_size: int = 4096) -> None:
+    def __init__(self, model: OnnxMiniLM, *, max_concurrency: int = 1, cache_size: int = 4096) -> None:
         self._model = model
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._cache_size = cache_size
@@ -59,29 +60,22 @@ class Embedder:
 
     @classmethod
     def load(cls, path: Path | None = None, *, threads: int = 0, max_concurrency: int = 1) -> Embedder:
-        """Load the model from `path` (default: the packaged copy) without touching the network."""
+        """Load the model from `path` (default: the packaged copy) without touching the network.
+
+        `threads` is ONNX Runtime's thread count for one forward pass; 0 means every core.
+        """
         path = path or default_model_path()
-        if not (path / "config.json").is_file():
-            raise EmbeddingModelError(f"{path} is not a sentence-transformers model folder (no config.json)")
-        # The model is local; make sure nothing tries a hub lookup or draws progress bars.
+        if not (path / "config.json").is_file() or not (path / "tokenizer.json").is_file():
+            raise EmbeddingModelError(f"{path} is not a sentence-transformers model folder (no tokenizer.json)")
+        # The model is local; make sure the one-time export never tries a hub lookup.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        import torch
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-        if threads > 0:
-            torch.set_num_threads(threads)
         try:
-            model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-        except (OSError, ValueError) as e:
+            model = OnnxMiniLM(path, threads=threads or (os.cpu_count() or 1), max_tokens=MAX_SEQ_LENGTH)
+        except (OSError, ValueError, RuntimeError) as e:
             raise EmbeddingModelError(f"cannot load the embedding model from {path}: {e}") from e
-        model.max_seq_length = MAX_SEQ_LENGTH
-        model.eval()
-        log.info("embedding model loaded from %s (%d torch threads)", path, torch.get_num_threads())
+        log.info("embedding model loaded from %s (ONNX Runtime, %d threads)", path, model.threads)
         return cls(model, max_concurrency=max_concurrency)
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> Vectors:
@@ -97,17 +91,9 @@ class Embedder:
                     self._cache.move_to_end(t)
                     out[i] = hit
         if missing:
-            import torch
-
             todo = list(missing)
-            with self._model_lock, torch.inference_mode():
-                vecs = self._model.encode(
-                    todo,
-                    batch_size=batch_size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                ).astype(np.float32, copy=False)
+            with self._model_lock:
+                vecs = self._model.encode(todo, batch_size=batch_size)
             with self._lock:
                 for t, v in zip(todo, vecs, strict=True):
                     for i in missing[t]:
