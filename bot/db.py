@@ -22,6 +22,8 @@ from sqlalchemy.types import TypeDecorator
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+#: Seconds to wait for a PostgreSQL connection before counting the database as unreachable.
+CONNECT_TIMEOUT = 10.0
 
 
 class DatabaseUnavailable(Exception):
@@ -58,7 +60,11 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # asyncpg waits 60 s for a connection by default: a server that stops answering (rather than refusing)
+    # would hold every write that long before the spool takes it.
+    return create_async_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"timeout": CONNECT_TIMEOUT}
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -31,6 +32,9 @@ TOP_PASSAGES = 3
 BUSY_TEXT = "I'm answering other questions right now ({waiting} waiting). Please ask again in a minute."
 QUEUED_TEXT = "You're number {n} in line; I'll answer here shortly."
 RETRY_TEXT = "Sorry, I couldn't finish that answer. Please try again."
+SHUTDOWN_TEXT = "I'm restarting and couldn't finish this answer. Please ask again in a minute."
+#: Seconds a cancelled answer may spend telling the member before shutdown goes on.
+SHUTDOWN_NOTICE_SECONDS = 3.0
 NO_PASSAGES_TEXT = "I don't have anything on that in my sources."
 
 
@@ -180,6 +184,15 @@ class Pipeline:
             record.verdict = "error"
             record.reason = f"generation failed: {e}"
             return await self._finish(reply, record, RETRY_TEXT, timings, started)
+        except asyncio.CancelledError:
+            # Shutting down mid-answer: stop the model and, briefly, tell the member rather than leave
+            # a half answer (or a place in line) standing.
+            self.model.cancel(gen)
+            log.info("question %s: answer cancelled (shutting down)", record.request_id)
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(SHUTDOWN_NOTICE_SECONDS):
+                    await reply.finish(SHUTDOWN_TEXT)
+            raise
         except BaseException:
             self.model.cancel(gen)
             raise
