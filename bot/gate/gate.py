@@ -41,6 +41,13 @@ GENERIC_FILE = DATA / "generic_questions.txt"
 GENERIC_VECTORS = DATA / "generic_vectors.npz"
 #: Recent turns of the same person screened together with the question.
 HISTORY_TURNS = 3
+#: A question or answer sentence this similar to one of the scope's own texts is never screened as harmful.
+TRUSTED_SIMILARITY = 0.7
+#: … or this sure to be in scope.
+TRUSTED_TOPIC = 0.95
+#: Answers come from the scoped model, after a screened question: the classifier must be surer to withhold
+#: one (rules still apply in full). Fluent but odd model text otherwise trips it now and then.
+ANSWER_HARM_FLOOR = 0.9
 
 
 def read_lines(path: Path) -> list[str]:
@@ -181,11 +188,22 @@ class ScopeGate:
             )
         return None
 
-    def _block_by_model(self, scope: ScopeConfig, vecs: Vectors, *, answer: bool) -> GateResult | None:
+    def _block_by_model(
+        self, scope: ScopeConfig, vecs: Vectors, texts: Sequence[str], *, answer: bool
+    ) -> GateResult | None:
         harm = self._models.harm
         proba = harm.probabilities(vecs)
+        # A view that is plainly about the scope (it restates the scope's own material, or the topic
+        # classifier is sure of it) is not taken for a harmful request on the embedding classifier's word
+        # alone: it misreads some plain facts ("fines were eliminated in 2022"). Rules still apply, and a
+        # harmful clause wrapped in an in-scope frame is its own view, which is not about the scope.
+        index = self._index(scope)
+        in_scope = self._models.topic.probability(index.features(vecs, texts))
+        trusted = ((vecs @ index.pos_vecs.T).max(axis=1) >= TRUSTED_SIMILARITY) | (in_scope >= TRUSTED_TOPIC)
+        proba[trusted, 1] = 0.0
+        threshold = max(harm.harm_threshold, ANSWER_HARM_FLOOR) if answer else harm.harm_threshold
         i_harm = int(proba[:, 1].argmax())
-        if proba[i_harm, 1] >= harm.harm_threshold:
+        if proba[i_harm, 1] >= threshold:
             category = harm.category(vecs[i_harm])
             if category == "jailbreak":
                 category = "harmful request"
@@ -213,7 +231,7 @@ class ScopeGate:
                 blocked = self._block_by_rules(scope, candidate, answer=False)
                 if blocked is not None:
                     return blocked
-        blocked = self._block_by_model(scope, vecs, answer=False)
+        blocked = self._block_by_model(scope, vecs, prepared.texts, answer=False)
         if blocked is not None:
             return blocked
         index = self._index(scope)
@@ -262,5 +280,6 @@ class ScopeGate:
         blocked = self._block_by_rules(scope, norm, answer=True)
         if blocked is None and norm.clean:
             # Sentences already screened come from the embedder's cache: only the new text costs.
-            blocked = self._block_by_model(scope, await self._embed.aencode(views(norm.clean)), answer=True)
+            texts = views(norm.clean)
+            blocked = self._block_by_model(scope, await self._embed.aencode(texts), texts, answer=True)
         return blocked or GateResult("answer", scope.name, "answer passed the screens", 0.0)
