@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from bot.app import App, build_app
-from bot.config import load_config
 from bot.dispatcher import CHANNEL_BUSY_TEXT, SLOW_DOWN_TEXT
 from bot.events import Actor, InboundMessage, MessageRef
 from bot.fairqueue import FairQueue, QueueFull
 from bot.pipeline import BUSY_TEXT, QUEUED_TEXT
 from bot.ratelimit import RateLimiter
 from tests.fakes import MemoryPlatform
+from tests.memory_app import AppOnMemory, memory_app
 
 
 async def test_members_take_turns_within_a_platform_and_platforms_take_turns() -> None:
@@ -60,15 +58,12 @@ def test_rate_limiter_counts_a_sliding_window_and_forgets_idle_keys() -> None:
     assert len(rl) == 1  # everyone else has been idle for longer than the window
 
 
-Start = Callable[..., contextlib.AbstractAsyncContextManager[tuple[App, MemoryPlatform]]]
+Start = Callable[..., AppOnMemory]
 
 
 @pytest.fixture
 def start(write_config: Callable[..., Path]) -> Start:
-    @contextlib.asynccontextmanager
-    async def run(
-        *, model: Path | None = None, bot: str = "", queue_size: int = 8
-    ) -> AsyncIterator[tuple[App, MemoryPlatform]]:
+    def run(*, model: Path | None = None, bot: str = "", queue_size: int = 8) -> AppOnMemory:
         path = write_config(model=model)
         text = (
             path.read_text(encoding="utf-8")
@@ -78,13 +73,7 @@ def start(write_config: Callable[..., Path]) -> Start:
         if bot:
             text = text.replace("user_questions_per_minute = 10000\nchannel_questions_per_minute = 10000\n", bot)
         path.write_text(text, encoding="utf-8")
-        mem = MemoryPlatform()
-        app = build_app(load_config(path), platforms=[mem])
-        await app.start()
-        try:
-            yield app, mem
-        finally:
-            await app.stop()
+        return memory_app(path)
 
     return run
 
@@ -161,7 +150,9 @@ async def test_a_member_asking_many_questions_does_not_hold_up_others(start: Sta
             done.append(name)
 
         tasks = [asyncio.create_task(ask(question(mem, "alice"), f"alice{i}")) for i in range(3)]
-        await asyncio.sleep(0.5)  # alice's three questions are in line (one running) before bob asks
+        # Bob asks once alice's three questions are with the model: one running, two waiting.
+        while not (app.model.running and app.model.waiting == 2):  # noqa: ASYNC110 - polling the worker's state
+            await asyncio.sleep(0.01)
         tasks.append(asyncio.create_task(ask(question(mem, "bob"), "bob")))
         await asyncio.gather(*tasks)
         assert done.index("bob") < done.index("alice2")

@@ -4,39 +4,31 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
 from bot.answers import answer_for_message, parts_of
-from bot.app import App, build_app
-from bot.config import load_config
+from bot.app import App
 from bot.events import Actor, InboundMessage, MessageRef, PlatformLimits
 from bot.models import BotAnswer
 from bot.pipeline import RETRY_TEXT
 from tests.fakes import MemoryPlatform
+from tests.memory_app import AppOnMemory, memory_app
 
-Start = Callable[..., contextlib.AbstractAsyncContextManager[tuple[App, MemoryPlatform]]]
+Start = Callable[..., AppOnMemory]
 
 
 @pytest.fixture
-def start(write_config: Callable[..., Path]) -> Callable[..., object]:
+def start(write_config: Callable[..., Path]) -> Start:
     """Start the app on a memory platform; yields (app, platform) and stops the app afterwards."""
 
-    @contextlib.asynccontextmanager
-    async def run(
+    def run(
         *, model: Path | None = None, limits: PlatformLimits | None = None, extra: str = "", db_url: str | None = None
-    ) -> AsyncIterator[tuple[App, MemoryPlatform]]:
-        cfg = load_config(write_config(extra, model=model, db_url=db_url))
-        mem = MemoryPlatform(limits=limits)
-        app = build_app(cfg, platforms=[mem])
-        await app.start()
-        try:
-            yield app, mem
-        finally:
-            await app.stop()
+    ) -> AppOnMemory:
+        return memory_app(write_config(extra, model=model, db_url=db_url), limits=limits)
 
     return run
 

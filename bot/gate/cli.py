@@ -71,18 +71,12 @@ def read_inputs(args: argparse.Namespace, stdin: TextIO) -> list[tuple[Any, str]
         raw = stdin.read() if str(args.jsonl) == "-" else args.jsonl.read_text(encoding="utf-8")
     except OSError as e:
         raise InputError(f"{args.jsonl}: cannot read: {e.strerror}") from None
-    out: list[tuple[Any, str]] = []
-    for n, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{args.jsonl}:{n}: not valid JSON: {e.msg}") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise InputError(f'{args.jsonl}:{n}: each line must be an object with a "text" string')
-        out.append((row.get("id", n), row["text"]))
-    return out
+    from bot.gate.evaluate import DatasetError, text_rows
+
+    try:
+        return [(row.get("id", n), row["text"]) for n, row in text_rows(raw, name=str(args.jsonl))]
+    except DatasetError as e:
+        raise InputError(str(e)) from None
 
 
 class InputError(Exception):

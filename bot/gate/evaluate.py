@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bot.config import Config
 from bot.gate import GateResult
@@ -80,22 +81,31 @@ def _pct(ok: int, n: int) -> str:
     return f"{100 * ok / n:.1f} %" if n else "n/a"
 
 
-def load_dataset(path: Path) -> list[Example]:
-    """Read a JSONL dataset; raise `DatasetError` naming the line on a bad one."""
-    out = []
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise DatasetError(f"{path}: cannot read: {e.strerror}") from None
+def text_rows(raw: str, *, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank JSONL line whose object has a "text" string.
+
+    Raises `DatasetError` naming `name` and the line for anything else.
+    """
     for n, line in enumerate(raw.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise DatasetError(f"{path}:{n}: not valid JSON: {e.msg}") from None
+            raise DatasetError(f"{name}:{n}: not valid JSON: {e.msg}") from None
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise DatasetError(f'{path}:{n}: each line must be an object with a "text" string')
+            raise DatasetError(f'{name}:{n}: each line must be an object with a "text" string')
+        yield n, row
+
+
+def load_dataset(path: Path) -> list[Example]:
+    """Read a JSONL dataset; raise `DatasetError` naming the line on a bad one."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read: {e.strerror}") from None
+    out = []
+    for n, row in text_rows(raw, name=str(path)):
         expected = row.get("expected")
         if expected not in VERDICTS:
             raise DatasetError(f'{path}:{n}: "expected" must be one of {", ".join(VERDICTS)}, not {expected!r}')
