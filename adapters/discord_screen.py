@@ -63,9 +63,10 @@ def _message_extra(data: Mapping[str, Any]) -> str | None:
     problem = _user_problem(data.get("author"), "author")
     if problem:
         return problem
-    mentions = data.get("mentions", [])
+    # Required: discord.py leaves `Message.mentions` unset without it, and reading it then raises.
+    mentions = data.get("mentions")
     if not isinstance(mentions, list) or any(_user_problem(m, "mentions[]") for m in mentions):
-        return "mentions is not a list of users"
+        return "mentions is missing or not a list of users"
     return _member_problem(data.get("member"), "member")
 
 

@@ -11,6 +11,8 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -18,9 +20,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_errors import AUTH
+from adapters.slack_screen import request_problem, screen_body
 from adapters.slack_settings import EVENTS_PATH, HEALTH_PATH, SlackSettings
 from bot.cli import CredentialsError
 from bot.events import PlatformError
@@ -112,18 +118,37 @@ class HttpTransport:
         return web.json_response(doc, status=status)
 
     async def _events(self, request: web.Request) -> web.Response:
-        try:
-            bolt_request = await to_bolt_request(request)
-        except ValueError:
-            # The body is not the JSON or form it claims to be; say so only to a correctly signed sender.
-            body = await request.text()
+        body = await request.text()
+        payload, problem = screen_body(body, request.content_type)
+        if payload is None:
+            # Bolt would raise on it (a 500, and Slack retries); say why only to a correctly signed sender.
             headers = {k.lower(): v for k, v in request.headers.items()}
             if not self._verifier.is_valid_request(body, headers):
                 return web.Response(status=401, text="invalid signature")
-            log.warning("slack: rejected a signed request whose body is not valid JSON or form data")
+            log.warning("slack: rejected a signed request: %s", problem)
             return web.Response(status=400, text="malformed body")
+        bolt_request = await to_bolt_request(request)
+        if bolt_request.body != payload:
+            # Bolt takes any form body containing the word "payload" for an interactivity payload, so a
+            # slash command asking about a "payload" reached it empty; hand it the form as it is.
+            bolt_request.body = payload
+            bolt_request.context = build_async_context(AsyncBoltContext(), payload)
         response = await self._bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
+
+
+class ScreenedSocketModeHandler(AsyncSocketModeHandler):
+    """Bolt's Socket Mode handler, refusing envelopes whose payload bolt could not read."""
+
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        """Acknowledge and drop a malformed payload (logged once); hand anything else to bolt."""
+        problem = request_problem(req.payload)
+        if problem is None:
+            await super().handle(client, req)
+            return
+        log.warning("slack: rejected a Socket Mode %s envelope: %s", str(req.type)[:40], problem)
+        # Acknowledged, so Slack does not deliver it again.
+        await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
 
 
 class SocketTransport:
@@ -146,7 +171,7 @@ class SocketTransport:
 
     async def start(self) -> None:
         """Check the app-level token, then connect; returns once the WebSocket is open."""
-        handler = AsyncSocketModeHandler(self._bolt, app_token=self._app_token, web_client=self._client)
+        handler = ScreenedSocketModeHandler(self._bolt, app_token=self._app_token, web_client=self._client)
         self._handler = handler
         try:
             # Asking for the URL ourselves surfaces a bad token at once (the client would retry forever).

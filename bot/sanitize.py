@@ -16,8 +16,9 @@ from bot.events import Actor, CardAction, CommandInvoked, Event, InboundMessage,
 MAX_ID_CHARS = 128
 #: Display names are stored in VARCHAR(256) columns; longer ones are cut, not refused.
 MAX_NAME_CHARS = 256
-#: Reaction and card-action names the core compares against short fixed lists.
-MAX_KEYWORD_CHARS = 64
+#: Reaction and card-action names, which the core only compares against short fixed lists (Slack's custom
+#: emoji names run to 100 characters, skin tone suffix aside).
+MAX_KEYWORD_CHARS = 128
 #: Case ids are 32-bit INTEGER primary keys; a larger one cannot name a case.
 MAX_CASE_ID = 2**31 - 1
 #: Request ids end up in the `request_id` column (64) and in every log line of the question.

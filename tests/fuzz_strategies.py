@@ -184,10 +184,16 @@ def mutated(draw: st.DrawFn, base: Callable[[], Any] | st.SearchStrategy[Any], e
 slack_ids = st.from_regex(r"[UCDGWT][A-Z0-9]{2,11}", fullmatch=True)
 slack_ts = st.builds(lambda s, u: f"{s}.{u:06d}", st.integers(1_000_000_000, 2_000_000_000), st.integers(0, 999_999))
 snowflakes = st.integers(10**16, 2**63 - 1).map(str)
+#: Ids no platform makes: empty, longer than the id columns, or with a space, control or invisible character.
 hostile_ids = st.one_of(
     st.just(""),
     st.text(min_size=129, max_size=300),
-    st.builds(lambda a, b: a + b, st.text(max_size=5), st.sampled_from(NASTY_CHARS)),
+    st.builds(
+        lambda a, b, c: a + b + c,
+        st.text(max_size=5),
+        st.sampled_from([c for c in (*NASTY_CHARS, " ") if not c.isprintable() or c == " "]),
+        st.text(max_size=5),
+    ),
     st.just("x" * MEGABYTE),
 )
 #: Case ids as a button or command could carry them: real, unknown, zero, negative, huge, not numbers.

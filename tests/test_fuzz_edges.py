@@ -48,6 +48,8 @@ from tests.fuzz_strategies import (
     wild_text,
 )
 
+#: Failing examples with a megabyte of text are printed whole; hypothesis warns about that, which is fine here.
+pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 CORE_TYPES = (InboundMessage, ReactionAdded, CardAction, CommandInvoked)
 _UNSTORABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
@@ -454,3 +456,10 @@ def test_console_lines_parse_or_explain_never_raise(prefix: str, rest: str) -> N
 def test_console_numbers_must_be_plain_digits(line: str) -> None:
     parsed = console_edge.parse_line(line, console_edge.Session(), bot_name="scopebot", lookup=_LOOKUP)
     assert isinstance(parsed, console_edge.Problem) and parsed.text.startswith("usage:")
+
+
+def test_a_message_without_its_mentions_list_is_refused_by_the_screen(state: Any) -> None:
+    payload = _gateway_message()
+    del payload["mentions"]
+    assert gateway_problem("MESSAGE_CREATE", payload) == "mentions is missing or not a list of users"
+    assert _translate_gateway(state, "MESSAGE_CREATE", payload) == []
