@@ -42,6 +42,10 @@ TOKEN_ENV = "DISCORD_TOKEN"
 READY_TIMEOUT = 60.0
 #: What a REST or gateway call can fail with, short of a bug.
 NETWORK_ERRORS = (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+#: Gateway failures after which discord.py itself gives up on purpose (bad token, intents, clean close).
+GATEWAY_FATAL = (discord.LoginFailure, discord.PrivilegedIntentsRequired, discord.ConnectionClosed)
+#: Seconds before connecting again after a gateway failure discord.py does not handle itself.
+GATEWAY_RETRY = 1.0
 
 #: What the bot asks Discord for: messages in guilds and DMs (with their text), reactions, guilds.
 INTENTS = discord.Intents.none()
@@ -85,6 +89,7 @@ class ScopeClient(discord.Client):
         self.tree.add_command(scopebot_group(handlers))
         self._runner: asyncio.Task[None] | None = None
         self._shutting = False
+        self._was_ready = False
 
     async def open(self, token: str, *, ready_timeout: float) -> None:
         """Log in, connect the gateway and wait for READY; CredentialsError for what the operator must fix."""
@@ -96,7 +101,7 @@ class ScopeClient(discord.Client):
             ) from None
         except NETWORK_ERRORS as e:
             raise platform_error(e, f"log in at {Route.BASE}") from None
-        runner = self._runner = asyncio.create_task(self.connect(reconnect=True), name="discord-gateway")
+        runner = self._runner = asyncio.create_task(self._run_gateway(), name="discord-gateway")
         ready = asyncio.create_task(self.wait_until_ready(), name="discord-ready")
         try:
             await asyncio.wait({ready, runner}, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -104,6 +109,7 @@ class ScopeClient(discord.Client):
             ready.cancel()
             await asyncio.wait({ready})
         if self.is_ready():
+            self._was_ready = True
             runner.add_done_callback(self._connection_ended)
             user = self.user
             log.info("discord: connected as %s (%s) in %d guild(s)", user, user.id if user else "?", len(self.guilds))
@@ -122,6 +128,33 @@ class ScopeClient(discord.Client):
             raise CredentialsError(f"{TOKEN_ENV} was rejected by the Discord gateway (4004): reset the token")
         gateway = DiscordWebSocket.DEFAULT_GATEWAY
         raise PlatformError(f"could not connect to the Discord gateway at {gateway}: {exc!r}", retryable=True)
+
+    async def _run_gateway(self) -> None:
+        """discord.py's `connect()`, started again after a failure it does not handle itself.
+
+        discord.py reconnects after network errors, but anything else raised while it reads the gateway
+        (a frame nested too deeply for its JSON decoder raises RecursionError) would end the connection
+        for good; one bad frame must not take Discord away until the next restart.
+        """
+        while True:
+            try:
+                await self.connect(reconnect=True)
+                return
+            except GATEWAY_FATAL:
+                raise
+            except Exception as e:
+                if self._shutting or self.is_closed() or not self._was_ready:
+                    raise
+                log.warning(
+                    "discord: rejected a gateway frame discord.py could not read (%s: %.200s); reconnecting",
+                    type(e).__name__,
+                    e,
+                )
+                ws = self.ws
+                if ws is not None:
+                    with contextlib.suppress(*NETWORK_ERRORS):
+                        await ws.close(code=4000)
+                await asyncio.sleep(GATEWAY_RETRY)
 
     def _connection_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or self._shutting:

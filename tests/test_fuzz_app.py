@@ -508,3 +508,28 @@ async def test_malformed_socket_mode_envelopes_are_acknowledged_refused_once_and
     assert unexpected(caplog.records) == []
     refused = rejections(caplog.records)
     assert len(refused) == 1 and "Socket Mode" in refused[0], refused
+
+
+def test_a_gateway_frame_too_deep_to_decode_costs_a_reconnect_not_the_connection(
+    world: World, caplog: pytest.LogCaptureFixture, records: Callable[[], list[logging.LogRecord]]
+) -> None:
+    fake = world.discord
+    assert fake is not None
+    caplog.clear()
+
+    async def send_deep_frame() -> int:
+        connected = len(fake.identifies)
+        fake._seq += 1
+        deep = "[" * 100_000 + "]" * 100_000
+        frame = f'{{"op":0,"t":"MESSAGE_CREATE","s":{fake._seq},"d":{deep}}}'
+        for ws in list(fake.sockets):
+            await ws.send_str(frame)
+        # discord.py's JSON decoder raises RecursionError, which it does not handle: the adapter connects again.
+        await until(lambda: len(fake.identifies) > connected, what="the bot to connect again")
+        return len(fake.identifies) - connected
+
+    assert world.run(send_deep_frame()) == 1
+    world.run(_discord_still_answers(world))
+    assert unexpected(records()) == []
+    refused = rejections(records())
+    assert len(refused) == 1 and "RecursionError" in refused[0], refused
