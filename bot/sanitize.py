@@ -10,7 +10,17 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from bot.events import Actor, CardAction, CommandInvoked, Event, InboundMessage, MessageRef, Place, ReactionAdded
+from bot.events import (
+    Actor,
+    CardAction,
+    CommandInvoked,
+    Event,
+    FetchedMessage,
+    InboundMessage,
+    MessageRef,
+    Place,
+    ReactionAdded,
+)
 
 #: Workspace, channel, thread, message and user ids are stored in VARCHAR(128) columns.
 MAX_ID_CHARS = 128
@@ -21,6 +31,8 @@ MAX_NAME_CHARS = 256
 MAX_KEYWORD_CHARS = 128
 #: Case ids are 32-bit INTEGER primary keys; a larger one cannot name a case.
 MAX_CASE_ID = 2**31 - 1
+#: Permalinks are stored in a VARCHAR(1024) column.
+MAX_LINK_CHARS = 1024
 #: Request ids end up in the `request_id` column (64) and in every log line of the question.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -147,3 +159,26 @@ def clean_event(event: Event) -> Event:
             text=_text(event.text, "command text"),
         )
     raise MalformedEvent(f"{type(event).__name__} is not an event")
+
+
+def clean_fetched(message: FetchedMessage | None) -> FetchedMessage | None:
+    """A message read back from a platform (evidence for a report), as every store can take it.
+
+    Unlike an event it is never refused: the report must be filed, so what does not fit is cut.
+    """
+    if message is None:
+        return None
+    author = message.author
+    link = message.permalink
+    return dataclasses.replace(
+        message,
+        text=clean_text(message.text) if isinstance(message.text, str) else "",
+        author=Actor(
+            author.platform,
+            clean_text(str(author.user_id))[:MAX_ID_CHARS],
+            clean_text(str(author.display_name))[:MAX_NAME_CHARS],
+            is_bot=author.is_bot is True,
+            roles=author.roles,
+        ),
+        permalink=link if isinstance(link, str) and len(link) <= MAX_LINK_CHARS and clean_text(link) == link else None,
+    )

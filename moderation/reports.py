@@ -18,6 +18,7 @@ from bot.db import utcnow
 from bot.events import Actor, FetchedMessage, Platform, PlatformError, ReactionAdded, Reply
 from bot.models import BotAnswer
 from bot.records import fetched_from_json, fetched_json, reaction_from_json, reaction_json, ref_from_json
+from bot.sanitize import clean_fetched
 from bot.scopes import ScopeRegistry
 from bot.spool import Spool
 from moderation.answer_refs import answer_refs, edit_all
@@ -234,7 +235,8 @@ class ReportService:
 
     async def _fetch(self, platform: Platform, event: ReactionAdded) -> FetchedMessage | None:
         try:
-            return await platform.fetch_message(event.target)
+            # Platforms hand back text as members wrote it: NUL and lone surrogates would fail the insert.
+            return clean_fetched(await platform.fetch_message(event.target))
         except (PlatformError, OSError) as e:
             # The report still counts: the evidence then comes from what the bot itself knows.
             log.warning("could not read flagged message %s: %s", event.target.key, e)

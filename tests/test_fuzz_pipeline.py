@@ -6,17 +6,20 @@ load once and every hypothesis example is one more message to the same running b
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from sqlmodel import select
 
 from bot import db
 from bot.config import load_config
-from bot.events import InboundMessage
+from bot.events import Actor, InboundMessage, ReactionAdded
 from bot.gate.lexical import LexicalGate
 from bot.knowledge import KnowledgeIndex
 from bot.llm.client import Generation
@@ -24,9 +27,12 @@ from bot.llm.engine import SamplingParams
 from bot.llm.prompt import PromptParts
 from bot.models import BotAnswer
 from bot.pipeline import Pipeline
+from bot.sanitize import clean_text
+from moderation.models import Report
+from tests.conftest import BASE_TOML, COLLEGE_KNOWLEDGE, POSTGRES_ENV, _pg_admin, _postgres_url
 from tests.fakes import MemoryPlatform
 from tests.fuzz_strategies import MEGABYTE, hostile_ids, hostile_text, wild_text
-from tests.fuzz_world import ADDRESSING, World, ask_memory, running
+from tests.fuzz_world import ADDRESSING, World, ask_memory, running, unexpected
 
 #: Failing examples with a megabyte of text are printed whole; hypothesis warns about that, which is fine here.
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
@@ -64,12 +70,23 @@ def hostile_examples(f: Callable[..., None]) -> Callable[..., None]:
     return example(text="How much is tuition?", how="mention", name="x", bad_id="C" * 129)(f)
 
 
-@pytest.fixture
-def pg_world(write_config: Callable[..., Path], postgres_url: str, tiny_gguf: Path) -> Iterator[World]:
-    """The app on PostgreSQL with the tiny GGUF model answering."""
-    with running(write_config(db_url=postgres_url, model=tiny_gguf)) as world:
-        assert world.app.model is not None, world.app.model_problem
-        yield world
+@pytest.fixture(scope="module")
+def pg_world(tmp_path_factory: pytest.TempPathFactory, tiny_gguf: Path) -> Iterator[World]:
+    """One app for the module, on a fresh PostgreSQL database, with the tiny GGUF model answering."""
+    base = _postgres_url()
+    if base is None:
+        pytest.skip(f"{POSTGRES_ENV} is not set")
+    name = f"scopebot_t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin(base, f'CREATE DATABASE "{name}"'))
+    config = tmp_path_factory.mktemp("fuzz_pg") / "scopebot.toml"
+    text = BASE_TOML.format(db_url=f"{base.rpartition('/')[0]}/{name}", knowledge=COLLEGE_KNOWLEDGE.as_posix())
+    config.write_text(text.replace("[model]\n", f'[model]\npath = "{tiny_gguf.as_posix()}"\n', 1), encoding="utf-8")
+    try:
+        with running(config) as world:
+            assert world.app.model is not None, world.app.model_problem
+            yield world
+    finally:
+        asyncio.run(_pg_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @hostile_examples
@@ -82,6 +99,28 @@ def test_hostile_messages_with_the_model_on_postgres_get_one_reply_and_a_clean_r
     caplog.set_level(logging.INFO)
     ask_memory(pg_world, lambda: caplog.records, text, how, name, bad_id)
     assert pg_world.app.model is not None and pg_world.app.model.restarts == 0
+
+
+@example(text="bad \x00 text \ud800", name="evil\x00name\ud800" + "n" * 300)
+@PER_APP
+@given(text=hostile_text(), name=wild_text)
+def test_flags_on_hostile_messages_file_a_report_with_clean_evidence(
+    pg_world: World, caplog: pytest.LogCaptureFixture, text: str, name: str
+) -> None:
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+    n = next(pg_world.ids)
+    author = Actor(pg_world.mem.name, f"m{n}", name)
+
+    async def flag() -> list[Report]:
+        ref = pg_world.mem.post_as(author, pg_world.mem.place(f"f{n}"), text)
+        await pg_world.mem.emit(ReactionAdded(ref, pg_world.mem.actor(f"r{n}"), "flag"))
+        async with pg_world.app.sessions() as s:
+            return list((await s.execute(select(Report).where(Report.message_key == ref.key))).scalars())
+
+    reports = pg_world.run(flag())
+    assert unexpected(caplog.records) == []
+    assert len(reports) == 1 and reports[0].snapshot == clean_text(text)
 
 
 class ScriptedModel:
