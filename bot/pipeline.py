@@ -22,7 +22,7 @@ from bot.llm.engine import SamplingParams
 from bot.llm.prompt import Passage, PromptParts, system_prompt
 from bot.models import BotAnswer
 from bot.replier import StreamingReply
-from bot.sanitize import clean_text
+from bot.sanitize import clean_output
 from bot.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -215,8 +215,9 @@ class Pipeline:
         assert self.model is not None
         text = ""
         async for piece in gen.stream():
-            # Byte tokens can decode to NUL and other controls, which PostgreSQL and terminals refuse.
-            text += clean_text(piece)
+            # Byte tokens can decode to NUL and other controls (PostgreSQL and terminals refuse them), and
+            # bidi overrides would let the post display other words than the output screen checks.
+            text += clean_output(piece)
             if reply.streaming and reply.due():
                 check = await self._gate.screen_answer(scope, text)
                 if check.verdict != "answer":

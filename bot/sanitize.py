@@ -39,6 +39,8 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 #: C0 controls but tab and newline, DEL and the C1 controls: never meant, and unsafe on a terminal.
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+#: Bidi embeddings, overrides and isolates: they make a text display in another order than it reads.
+_BIDI_CONTROLS = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
 
 
 class MalformedEvent(ValueError):
@@ -54,6 +56,13 @@ def clean_text(text: str) -> str:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return _CONTROLS.sub("", text)
+
+
+def clean_output(text: str) -> str:
+    """Text the bot is about to post (model output): `clean_text`, and no bidi embedding, override or
+    isolate controls, so the post displays in the order the output screen read it (a right-to-left
+    override can show "etacinborf" as a blocked word). Right-to-left scripts need none of them."""
+    return _BIDI_CONTROLS.sub("", clean_text(text))
 
 
 def _text(value: object, what: str) -> str:

@@ -167,3 +167,31 @@ async def test_model_output_with_nul_and_controls_is_stored_and_shown_clean(
         assert row is not None and row.answer == reply.text
     finally:
         await engine.dispose()
+
+
+async def test_model_output_cannot_display_other_words_than_the_screen_read(
+    write_config: Callable[..., Path], postgres_url: str
+) -> None:
+    # Shown with its right-to-left override, "etacinborf" reads as the blocked word "frobnicate".
+    config = load_config(write_config(db_url=postgres_url))
+    engine = db.create_engine(postgres_url)
+    try:
+        await db.upgrade(engine)
+        knowledge = {s.name: KnowledgeIndex(s.knowledge, root=config.source.parent) for s in config.scopes}
+        pipeline = Pipeline(
+            config=config,
+            gate=LexicalGate(global_blocked=config.bot.blocked_words, knowledge=knowledge),
+            knowledge=knowledge,
+            sessions=db.sessionmaker(engine),
+            model=ScriptedModel(["Tuition: ", "\u202e", "etacinborf", "\u202c", " \u2067x\u2069 \u200fשלום"]),  # type: ignore[arg-type]
+        )
+        mem = MemoryPlatform()
+        author = mem.actor("alice")
+        ref = mem.post_as(author, mem.place(), "How much is tuition?")
+        msg = InboundMessage(ref=ref, author=author, text="How much is tuition?", mentions_bot=True)
+        await pipeline.answer(msg, config.scopes[0], mem, request_id="r2")
+        [reply] = mem.replies_to(ref)
+        # The overrides and isolates are gone; a right-to-left mark and Hebrew letters are left as written.
+        assert reply.text.startswith("Tuition: etacinborf x \u200fשלום")
+    finally:
+        await engine.dispose()
