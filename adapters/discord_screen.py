@@ -23,6 +23,9 @@ def _user_problem(user: object, where: str) -> str | None:
         return f"{where} is not an object"
     if not _is_snowflake(user.get("id")):
         return f"{where}.id is not a snowflake"
+    # discord.py indexes these; inside a message its KeyError is swallowed and leaves no `author` at all.
+    if not isinstance(user.get("username"), str) or "discriminator" not in user or "avatar" not in user:
+        return f"{where} lacks a username, discriminator or avatar"
     return None
 
 

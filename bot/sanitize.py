@@ -48,8 +48,11 @@ class MalformedEvent(ValueError):
 
 
 def clean_text(text: str) -> str:
-    """`text` as every store and screen can take it: control characters (but tab and newline) removed,
-    line breaks as `\\n`, surrogate pairs joined and lone surrogates replaced with U+FFFD."""
+    """`text` as every store and screen can take it.
+
+    Control characters (but tab and newline) are removed, line breaks become `\\n`, surrogate pairs are
+    joined and lone surrogates replaced with U+FFFD.
+    """
     if _SURROGATE.search(text):
         # UTF-16 round trip: a valid pair becomes its character, a lone half becomes U+FFFD.
         text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
@@ -59,9 +62,11 @@ def clean_text(text: str) -> str:
 
 
 def clean_output(text: str) -> str:
-    """Text the bot is about to post (model output): `clean_text`, and no bidi embedding, override or
-    isolate controls, so the post displays in the order the output screen read it (a right-to-left
-    override can show "etacinborf" as a blocked word). Right-to-left scripts need none of them."""
+    """Text the bot is about to post (model output), cleaned and without bidi embeddings or overrides.
+
+    Without those controls a post displays in the order the output screen read it (a right-to-left
+    override shows "etacinborf" as a blocked word); right-to-left scripts need none of them.
+    """
     return _BIDI_CONTROLS.sub("", clean_text(text))
 
 
