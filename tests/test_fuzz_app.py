@@ -222,8 +222,10 @@ def _expected_slack_rejections(body: str, form: bool, seen: Container[str]) -> i
     out: object = None
     try:
         if payload.get("type") == "event_callback":
-            event_id = payload.get("event_id")
-            if payload["event"].get("type") not in edge.EVENT_TYPES or (isinstance(event_id, str) and event_id in seen):
+            event_id, event = payload.get("event_id"), payload.get("event")
+            if not isinstance(event, dict):
+                return None  # bolt answers it as unhandled
+            if event.get("type") not in edge.EVENT_TYPES or (isinstance(event_id, str) and event_id in seen):
                 return 0
             out = edge.event_to_core(payload, bot_user_id=sfakes.BOT_USER, bot_id=sfakes.BOT_ID)
         elif payload.get("command") == edge.COMMAND:
