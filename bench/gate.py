@@ -135,7 +135,11 @@ def main() -> None:
 
     rows = [
         ["model load + index 4 scopes", f"{load_s:.1f} s", "excluded from the targets"],
-        [f"batch (`ScopeGate.check`, {args.messages} questions)", f"{args.messages / batch_s:.0f} msgs/s", "≥ 200 msgs/s"],
+        [
+            f"batch (`ScopeGate.check`, {args.messages} questions)",
+            f"{args.messages / batch_s:.0f} msgs/s",
+            "≥ 200 msgs/s",
+        ],
         ["batch: CPU time per question (all threads)", f"{batch_cpu * 1000 / args.messages:.1f} ms", ""],
         ["running bot, one at a time: median", f"{live['median_ms']:.1f} ms", "≤ 20 ms"],
         ["running bot, one at a time: p95", f"{live['p95_ms']:.1f} ms", ""],

@@ -39,17 +39,37 @@ def test_knowledge_paths_are_relative_to_the_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda t: t.replace("[model]\n", "[model]\ncontxt_length = 4\n"), r"scopebot.toml:\d+: model.contxt_length: unknown key"),
-        (lambda t: t.replace("threads = 1", 'threads = "two"'), r"scopebot.toml:\d+: model.threads: Input should be a valid integer"),
-        (lambda t: t.replace('refusal = "That\'s not a college data question."\n', ""), r"scopebot.toml:\d+: scopes\[0\].refusal: required key is missing"),
-        (lambda t: t.replace("max_new_tokens = 24", "max_new_tokens = 0"), r"model.max_new_tokens: Input should be greater than or equal to 1"),
+        (
+            lambda t: t.replace("[model]\n", "[model]\ncontxt_length = 4\n"),
+            r"scopebot.toml:\d+: model.contxt_length: unknown key",
+        ),
+        (
+            lambda t: t.replace("threads = 1", 'threads = "two"'),
+            r"scopebot.toml:\d+: model.threads: Input should be a valid integer",
+        ),
+        (
+            lambda t: t.replace('refusal = "That\'s not a college data question."\n', ""),
+            r"scopebot.toml:\d+: scopes\[0\].refusal: required key is missing",
+        ),
+        (
+            lambda t: t.replace("max_new_tokens = 24", "max_new_tokens = 0"),
+            r"model.max_new_tokens: Input should be greater than or equal to 1",
+        ),
         (lambda t: t.replace('url = "sqlite', 'url = "mysql'), r"database.url: use an async driver"),
-        (lambda t: t + '\n[[scopes]]\nname = "college"\ndescription = "Again the same name."\nrefusal = "No."\n', r"scope names must be unique; repeated: college"),
-        (lambda t: t.replace("router_interval_seconds = 1", "router_interval_seconds = -1"), r"moderation.router_interval_seconds: Input should be greater than 0"),
+        (
+            lambda t: t + '\n[[scopes]]\nname = "college"\ndescription = "Again the same name."\nrefusal = "No."\n',
+            r"scope names must be unique; repeated: college",
+        ),
+        (
+            lambda t: t.replace("router_interval_seconds = 1", "router_interval_seconds = -1"),
+            r"moderation.router_interval_seconds: Input should be greater than 0",
+        ),
         (lambda t: t.replace("[bot]", "[bot\n"), r"scopebot.toml: not valid TOML: .*line 2"),
     ],
 )
-def test_bad_file_names_file_line_and_key(write_config: Callable[..., Path], mutate: Callable[[str], str], expected: str) -> None:
+def test_bad_file_names_file_line_and_key(
+    write_config: Callable[..., Path], mutate: Callable[[str], str], expected: str
+) -> None:
     path = write_config()
     path.write_text(mutate(path.read_text(encoding="utf-8")), encoding="utf-8")
     with pytest.raises(ConfigError, match=expected):
@@ -67,7 +87,9 @@ def test_error_line_points_at_the_offending_key(write_config: Callable[..., Path
 
 
 def test_missing_knowledge_folder_names_the_key(write_config: Callable[..., Path], tmp_path: Path) -> None:
-    path = write_config('\n[[scopes]]\nname = "other"\ndescription = "Another scope here."\nrefusal = "No."\nknowledge = ["nowhere/docs"]\n')
+    path = write_config(
+        '\n[[scopes]]\nname = "other"\ndescription = "Another scope here."\nrefusal = "No."\nknowledge = ["nowhere/docs"]\n'
+    )
     with pytest.raises(ConfigError, match=r"scopes\[1\].knowledge\[0\]: nowhere/docs does not exist"):
         load_config(path)
 
@@ -84,14 +106,16 @@ def test_model_path_from_the_command_line_wins(write_config: Callable[..., Path]
     assert cfg.model.label == "tiny.gguf"
 
 
-def test_database_url_from_the_environment_wins(write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_database_url_from_the_environment_wins(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(DATABASE_URL_ENV, "postgresql+asyncpg://bot:secret@db.example/scopebot")
     cfg = load_config(write_config())
     assert cfg.database.url == "postgresql+asyncpg://bot:secret@db.example/scopebot"
 
 
 def test_missing_file_says_how_to_start() -> None:
-    with pytest.raises(ConfigError, match="no such file; copy scopebot.example.toml"):
+    with pytest.raises(ConfigError, match=r"no such file; copy scopebot\.example\.toml"):
         load_config(Path("/nonexistent/scopebot.toml"))
 
 

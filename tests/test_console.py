@@ -21,18 +21,34 @@ def scopebot(args: list[str], stdin: str, cwd: Path, *, timeout: float = 300) ->
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for var in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DISCORD_TOKEN", "SCOPEBOT_DATABASE_URL"):
         env.pop(var, None)
-    return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_readme_acceptance_answers_from_passages_and_refuses(tmp_path: Path) -> None:
-    proc = scopebot(["run", "--config", str(ROOT / "scopebot.example.toml")], "What is the tuition?\nWrite me a poem about the sea\n", tmp_path)
+    proc = scopebot(
+        ["run", "--config", str(ROOT / "scopebot.example.toml")],
+        "What is the tuition?\nWrite me a poem about the sea\n",
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.splitlines()
     assert out[0] == "[1] dm you: What is the tuition?"
     answer = "\n".join(out[1 : out.index("[3] dm you: Write me a poem about the sea")])
     assert answer.startswith("[2] dm scopebot ↳[1]: From my sources:")
     assert "$42,300" in answer and "costs-and-aid.md" in answer
-    assert out[-1] == "[4] dm scopebot ↳[3]: That's not a college data question. I can only answer questions about Northgate College."
+    assert (
+        out[-1]
+        == "[4] dm scopebot ↳[3]: That's not a college data question. I can only answer questions about Northgate College."
+    )
     # Said once, clearly, how to configure a model.
     assert proc.stderr.count("No model is configured") == 1
     assert "set `path` under [model]" in proc.stderr
@@ -43,8 +59,12 @@ def test_readme_acceptance_answers_from_passages_and_refuses(tmp_path: Path) -> 
 
 
 def test_hostile_messages_with_the_tiny_model_get_replies_and_no_crash(tmp_path: Path, tiny_gguf: Path) -> None:
-    script = "".join(["😀🎉🔥👍" * 40 + "\n", "中" * 5000 + "\n", ("tuition " * 12_500)[:100_000] + "\n", "What is the tuition?\n"])
-    proc = scopebot(["run", "--config", str(ROOT / "scopebot.example.toml"), "--model", str(tiny_gguf)], script, tmp_path)
+    script = "".join(
+        ["😀🎉🔥👍" * 40 + "\n", "中" * 5000 + "\n", ("tuition " * 12_500)[:100_000] + "\n", "What is the tuition?\n"]
+    )
+    proc = scopebot(
+        ["run", "--config", str(ROOT / "scopebot.example.toml"), "--model", str(tiny_gguf)], script, tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     replies = [line for line in proc.stdout.splitlines() if line.startswith("[") and " dm scopebot ↳[" in line]
     assert [r.split("↳[")[1].split("]")[0] for r in replies] == ["1", "3", "5", "7"]
@@ -64,9 +84,18 @@ def test_console_commands_parse_into_events() -> None:
     post = parse_line("@scopebot how much is tuition?", session, bot_name="scopebot", lookup=lookup)
     assert isinstance(post, Post) and post.mentions_bot and post.text == "how much is tuition?"
     flag = parse_line("/flag 3", session, bot_name="scopebot", lookup=lookup)
-    assert isinstance(flag, ReactionAdded) and flag.emoji == FLAG and flag.target == ref and flag.reactor.user_id == "alice"
+    assert (
+        isinstance(flag, ReactionAdded)
+        and flag.emoji == FLAG
+        and flag.target == ref
+        and flag.reactor.user_id == "alice"
+    )
     press = parse_line("/press 7 add_word free money", session, bot_name="scopebot", lookup=lookup)
-    assert isinstance(press, CardAction) and (press.case_id, press.action, press.argument) == (7, "add_word", "free money")
+    assert isinstance(press, CardAction) and (press.case_id, press.action, press.argument) == (
+        7,
+        "add_word",
+        "free money",
+    )
     cmd = parse_line("/scopebot cases", session, bot_name="scopebot", lookup=lookup)
     assert isinstance(cmd, CommandInvoked) and cmd.text == "cases"
     assert isinstance(parse_line("/flag 99", session, bot_name="scopebot", lookup=lookup), Problem)
@@ -76,7 +105,9 @@ def test_console_commands_parse_into_events() -> None:
 
 async def test_console_numbers_messages_and_streams_edits_in_place() -> None:
     out = io.StringIO()
-    console = ConsoleAdapter(stdin=io.StringIO("hello\n/in #general\nnot for the bot\n/quit\nnever read\n"), stdout=out, interactive=False)
+    console = ConsoleAdapter(
+        stdin=io.StringIO("hello\n/in #general\nnot for the bot\n/quit\nnever read\n"), stdout=out, interactive=False
+    )
     seen: list[Event] = []
 
     async def sink(event: Event) -> None:
@@ -97,5 +128,7 @@ async def test_console_numbers_messages_and_streams_edits_in_place() -> None:
 
 @pytest.mark.parametrize("line", ["/wait abc", "/as", "/press x y", "/react 1"])
 def test_console_explains_bad_commands(line: str) -> None:
-    parsed = parse_line(line, Session(), bot_name="scopebot", lookup={1: MessageRef(Place("console", "local", "dm"), "1")})
+    parsed = parse_line(
+        line, Session(), bot_name="scopebot", lookup={1: MessageRef(Place("console", "local", "dm"), "1")}
+    )
     assert isinstance(parsed, Problem) and parsed.text.startswith("usage:")

@@ -79,7 +79,9 @@ async def test_audit_log_is_append_only_in_the_database(db_url: str) -> None:
 async def test_unreachable_database_is_a_clear_error() -> None:
     engine = db.create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
     try:
-        with pytest.raises(db.DatabaseUnavailable, match=r"cannot open the database postgresql\+asyncpg://nobody@127.0.0.1:1/none"):
+        with pytest.raises(
+            db.DatabaseUnavailable, match=r"cannot open the database postgresql\+asyncpg://nobody@127.0.0.1:1/none"
+        ):
             await db.upgrade(engine)
     finally:
         await engine.dispose()
@@ -88,16 +90,37 @@ async def test_unreachable_database_is_a_clear_error() -> None:
 def test_cli_db_upgrade_and_current(write_config: Callable[..., Path], tmp_path: Path) -> None:
     cfg = write_config()
     run = [sys.executable, "-m", "bot"]
-    up = subprocess.run([*run, "db", "upgrade", "--config", str(cfg)], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    up = subprocess.run(
+        [*run, "db", "upgrade", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
     assert up.returncode == 0, up.stderr
     assert f"is at revision {db.head_revision()}" in up.stdout
-    cur = subprocess.run([*run, "db", "current", "--config", str(cfg)], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    cur = subprocess.run(
+        [*run, "db", "current", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
     assert "up to date" in cur.stdout
 
 
 def test_cli_reports_a_dead_database_in_one_line(write_config: Callable[..., Path]) -> None:
     cfg = write_config(db_url="postgresql+asyncpg://nobody:hunter2@127.0.0.1:1/none")
-    proc = subprocess.run([sys.executable, "-m", "bot", "db", "upgrade", "--config", str(cfg)], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "db", "upgrade", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 1
     assert proc.stderr.startswith("scopebot: error: cannot open the database")
     assert "hunter2" not in proc.stderr
