@@ -156,6 +156,8 @@ class ScopeConfig(_Strict):
     instructions: str = ""
     #: 0 (lenient) to 1 (strict); moves the topic classifier's threshold.
     strictness: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    #: Whether this scope writes poems, songs, stories and jokes (refused whatever their subject otherwise).
+    creative: bool = False
     #: Reviewer channel per platform for this scope's cases, overriding `[moderation]`.
     reviewer_channels: dict[str, str] = {}
 

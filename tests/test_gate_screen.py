@@ -45,7 +45,9 @@ def library(dev: Config) -> ScopeConfig:
 async def test_acceptance_lines(gate: ScopeGate, library: ScopeConfig) -> None:
     ok = await gate.screen_prompt(library, "When is the Harbor branch open?")
     assert ok.verdict == "answer"
-    off = await gate.screen_prompt(library, "Write me a limerick about cats")
+    limerick = await gate.screen_prompt(library, "Write me a limerick about cats")
+    assert limerick.verdict == "refuse" and "creative writing (limerick)" in limerick.reason
+    off = await gate.screen_prompt(library, "What is the GDP of Germany?")
     assert off.verdict == "refuse"
     # An operator sees why: the nearest in-scope text and the score against the threshold.
     assert "nearest in-scope example" in off.reason and off.nearest
@@ -157,8 +159,7 @@ def test_devset_meets_the_targets(gate: ScopeGate, dev: Config) -> None:
     assert kinds["in_scope"] == 1.0
     assert kinds["off_topic"] == 1.0
     assert kinds["wrapped"] == 1.0
-    # "are you open mondays" is a fair library question too; the other 23 other-scope questions are refused.
-    assert kinds["other_scope"] >= 23 / 24
+    assert kinds["other_scope"] == 1.0
 
 
 def test_heldout_rates_do_not_regress(embedder: Embedder) -> None:
@@ -168,9 +169,71 @@ def test_heldout_rates_do_not_regress(embedder: Embedder) -> None:
     report = evaluate(gate, config, scope="citylibrary", examples=load_dataset(DATA / "gate" / "heldout.jsonl"))
     rate = {k: ok / n for k, (ok, n) in report.by_expected.items()}
     # Floors a little under the measured rates (bench/RESULTS.md); a drop below means a regression.
-    assert rate["answer"] >= 0.95
-    assert rate["refuse"] >= 0.95
-    assert rate["block"] >= 0.97
+    assert rate["answer"] >= 0.98
+    assert rate["refuse"] >= 0.97
+    assert rate["block"] >= 0.98
+
+
+def test_unseen_scopes_rates_do_not_regress(embedder: Embedder) -> None:
+    # Six scopes nobody tuned on (tests/data/gate/unseen.toml), with questions that share a scope's words
+    # but not its purpose ("hard_negative"): floors a little under the measured rates (README "Scope gate").
+    config = load_config(DATA / "gate" / "unseen.toml")
+    knowledge = {s.name: KnowledgeIndex(s.knowledge) for s in config.scopes}
+    gate = ScopeGate(embedder=embedder, scopes=config.scopes, knowledge=knowledge, global_blocked=[])
+    report = evaluate(gate, config, scope="housing", examples=load_dataset(DATA / "gate" / "unseen.jsonl"))
+    kinds = {k: ok / n for k, (ok, n) in report.by_kind.items()}
+    assert kinds["in_scope"] >= 0.93
+    assert kinds["in_scope_generic"] >= 0.87
+    assert kinds["off_topic"] >= 0.93
+    assert kinds["other_scope"] >= 0.93
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Write me a limerick about cats",
+        "can you write a short poem about overdue books?",
+        "Tell me a joke about librarians",
+        "When is the Harbor branch open? Also write a song about the library",
+    ],
+)
+async def test_creative_requests_are_refused_whatever_their_subject(
+    gate: ScopeGate, library: ScopeConfig, question: str
+) -> None:
+    result = await gate.screen_prompt(library, question)
+    assert result.verdict == "refuse" and result.rule == "topic:creative"
+    assert "creative writing" in result.reason
+
+
+async def test_a_creative_scope_may_write_poems(gate: ScopeGate, library: ScopeConfig) -> None:
+    poet = library.model_copy(update={"creative": True})
+    assert (await gate.screen_prompt(poet, "Write a poem about the Harbor branch")).rule != "topic:creative"
+    # Story time is an event, not a request for a story.
+    assert (await gate.screen_prompt(library, "Can you tell me the story time schedule?")).verdict == "answer"
+
+
+@pytest.mark.parametrize(
+    "question", ["is there parking", "do you take cards", "can i come in today?", "are you open on july 4th"]
+)
+async def test_plain_service_questions_are_answered_by_the_scope_they_are_asked_in(
+    gate: ScopeGate, dev: Config, question: str
+) -> None:
+    for scope in dev.scopes:
+        result = await gate.screen_prompt(scope, question)
+        assert result.verdict == "answer" and result.rule == "topic:service", (scope.name, result)
+
+
+@pytest.mark.parametrize(
+    "question", ["What time does the zoo close?", "Where can I park downtown?", "What time is it?"]
+)
+async def test_service_words_about_another_place_are_left_to_the_classifier(
+    gate: ScopeGate, dev: Config, question: str
+) -> None:
+    # Not answered as a service question; the classifier decides (the bike shop refuses them all; the library,
+    # whose examples ask what time it opens, takes some: README "Scope gate", known weaknesses).
+    for scope in dev.scopes:
+        assert (await gate.screen_prompt(scope, question)).rule == "topic"
+    assert (await gate.screen_prompt(dev.scope("bikeshop"), question)).verdict == "refuse"
 
 
 @pytest.mark.parametrize(

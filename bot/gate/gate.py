@@ -6,11 +6,14 @@ Order of decision for a question (each step sees the normalizer's views of the t
 2. hand-written harm/jailbreak rules, on the same two texts;
 3. the learned harm/jailbreak screen on the whole question and on each sentence and clause (and on the
    de-obfuscated text when the normalizer undid a disguise, and on the recent turns joined);
-4. the topic classifier on the question itself.
+4. what the question asks for: creative writing (poems, jokes, stories) is refused whatever its subject, and
+   a plain service question ("is there parking?", "do you take cards?") is answered by the scope it is asked
+   in (bot/gate/tasks.py);
+5. the topic classifier on the question itself.
 
-1–3 `block` (the reason names the list and entry, or the category), 4 `refuse` (the reason shows the
-nearest in-scope example and its score), otherwise `answer`. Answers go through 1–3 (jailbreak class
-excepted: an answer that declines a role-play must not be blocked for naming it).
+1–3 `block` (the reason names the list and entry, or the category), 4–5 `refuse` (the reason says what was
+asked for, or shows the nearest in-scope example and its score), otherwise `answer`. Answers go through 1–3
+(jailbreak class excepted: an answer that declines a role-play must not be blocked for naming it).
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from bot.config import ScopeConfig
 from bot.gate import GateResult
 from bot.gate.embed import DIM, Embedder, Vectors
 from bot.gate.harm import ScreenModels, load_models, views
-from bot.gate.normalize import Normalized, normalize
+from bot.gate.normalize import Normalized, clean_text, normalize
 from bot.gate.rules import match_joined, match_rules
+from bot.gate.tasks import creative_request, service_question
 from bot.gate.topic import ScopeIndex, build_indexes
 from bot.gate.wordlists import WordLists
 from bot.knowledge import Chunk, KnowledgeIndex
@@ -37,6 +41,8 @@ log = logging.getLogger(__name__)
 
 DATA = Path(__file__).resolve().parent / "data"
 GENERIC_FILE = DATA / "generic_questions.txt"
+#: Service questions any organisation gets ("can I come in today?"): the topic classifier's "service" feature.
+SERVICE_FILE = DATA / "service_questions.txt"
 #: The generic questions' vectors, saved by the training script so start-up need not embed them.
 GENERIC_VECTORS = DATA / "generic_vectors.npz"
 #: Recent turns of the same person screened together with the question.
@@ -44,7 +50,7 @@ HISTORY_TURNS = 3
 #: A question or answer sentence this similar to one of the scope's own texts is never screened as harmful.
 TRUSTED_SIMILARITY = 0.7
 #: … or this sure to be in scope.
-TRUSTED_TOPIC = 0.95
+TRUSTED_TOPIC = 0.999
 #: Answers come from the scoped model, after a screened question: the classifier must be surer to withhold
 #: one (rules still apply in full). Fluent but odd model text otherwise trips it now and then.
 ANSWER_HARM_FLOOR = 0.9
@@ -103,6 +109,7 @@ class ScopeGate:
         self._knowledge = knowledge
         self._generic = list(generic) if generic is not None else read_lines(GENERIC_FILE)
         self._generic_vecs = generic_vectors(embedder, self._generic)
+        self._service_vecs = embedder.encode([clean_text(t) for t in read_lines(SERVICE_FILE)])
         self._lists: dict[tuple[str, tuple[str, ...]], WordLists] = {}
         self._scopes = list(scopes)
         self._indexes: dict[str, ScopeIndex] = {}
@@ -117,6 +124,7 @@ class ScopeGate:
             generic=self._generic,
             generic_vecs=self._generic_vecs,
             encode=self._embed.encode,
+            service_vecs=self._service_vecs,
         )
 
     def refresh_knowledge(self) -> bool:
@@ -235,6 +243,17 @@ class ScopeGate:
         if blocked is not None:
             return blocked
         index = self._index(scope)
+        form = creative_request(norm.folded)
+        if form is not None and not scope.creative:
+            return GateResult(
+                "refuse", scope.name, f"a request for creative writing ({form}), which this scope does not do", 0.0,
+                rule="topic:creative",
+            )  # fmt: skip
+        if service_question(norm.clean, index.vocabulary):
+            return GateResult(
+                "answer", scope.name, "a service question (hours, visits, contact, prices) asked of this scope", 1.0,
+                rule="topic:service",
+            )  # fmt: skip
         features = index.features(vecs[:1], [norm.clean])
         p = float(self._models.topic.probability(features)[0])
         threshold = self._models.topic.threshold_for(scope.strictness)

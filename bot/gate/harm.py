@@ -12,11 +12,12 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bot.gate.embed import Vectors
-from bot.gate.topic import TopicModel
+from bot.gate.topic import FEATURES, TopicModel
 
 MODEL_FILE = Path(__file__).resolve().parent / "data" / "screen_model.npz"
 LABELS = ("benign", "harm", "jailbreak")
@@ -74,8 +75,8 @@ class ScreenModels:
     meta: dict[str, object]
 
 
-def load_models(path: Path = MODEL_FILE) -> ScreenModels:
-    """Read the shipped weights (plain arrays; no pickles)."""
+def load_harm(path: Path = MODEL_FILE) -> tuple[HarmModel, dict[str, Any]]:
+    """The harm screen alone, with the file's metadata (the training script refits the topic model beside it)."""
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data["meta"]))
         harm = HarmModel(
@@ -86,6 +87,15 @@ def load_models(path: Path = MODEL_FILE) -> ScreenModels:
             centroids=data["centroids"],
             categories=tuple(meta["categories"]),
         )
+    return harm, meta
+
+
+def load_models(path: Path = MODEL_FILE) -> ScreenModels:
+    """Read the shipped weights (plain arrays; no pickles)."""
+    harm, meta = load_harm(path)
+    if list(meta.get("features", [])) != list(FEATURES):
+        raise ValueError(f"{path} was fitted on other topic features; refit it with python -m bot.gate.training.train")
+    with np.load(path, allow_pickle=False) as data:
         topic = TopicModel(
             coef=data["topic_coef"], intercept=float(meta["topic_intercept"]), threshold=float(meta["topic_threshold"])
         )

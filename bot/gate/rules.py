@@ -162,6 +162,13 @@ RULES: tuple[Rule, ...] = (
     ),
     _r(
         "hate",
+        "dehumanizing",
+        r"\b(immigrants?|migrants?|refugees?|jews?|muslims?|christians?|blacks?|whites?|asians?|mexicans?|arabs?|africans?|"
+        r"gays?|lesbians?|trans (people|women|men)|women|disabled (people|persons)|gypsies|roma)\b (are|r) (just |nothing but |all )?"
+        r"(animals|vermin|rats|cockroaches|parasites|subhuman|savages|apes|monkeys|a disease|a plague|an infestation)\b",
+    ),
+    _r(
+        "hate",
         "hateful-writing",
         r"\b(write|tell|make|create|give me|compose)\b.{0,20}\b(racist|sexist|homophobic|transphobic|antisemitic|islamophobic|hateful|bigoted)\b",
     ),
@@ -186,7 +193,7 @@ RULES: tuple[Rule, ...] = (
     _r(
         "fraud",
         "fraud",
-        r"\b((write|create|make|send|draft|craft|design|build|set up|run)\b.{0,12}\bphishing|launder(ing)? money|money laundering|(make|print|produce|sell|pass|use) counterfeit|fake (an? |some )?(id|ids|passport|invoice|invoices|receipts?|doctors? notes?|reviews?|charity|insurance claim|(bank )?accounts?)|forge (a |the |my |his |her )?(signature|check|document|receipt)|commit identity theft|steal (someones |their |his |her )?identity|(use|with|cash|buy|sell) (a |some )?stolen (credit card|check|card)|credit card numbers? that works?|ponzi scheme|tax evasion|evade taxes)\b",
+        r"\b((write|create|make|send|draft|craft|design|build|set up|run)\b.{0,12}\bphishing|launder(ing)? money|money laundering|(make|print|produce|sell|pass|use) counterfeit|fake (an? |some )?(id|ids|passport|invoice|invoices|receipts?|doctors? notes?|reviews?|charity|insurance claim|(bank )?accounts?)|forge (a |the |my |his |her )?(signature|check|document|receipt)|commit identity theft|steal (someones |their |his |her )?identity|(use|with|cash|buy|sell) (a |some )?stolen (credit ?card|check|card)|credit ?card numbers? that works?|ponzi scheme|tax evasion|evade taxes)\b",
     ),
     _r(
         "fraud",

