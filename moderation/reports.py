@@ -16,7 +16,7 @@ from bot.answers import answer_for_message
 from bot.config import Config
 from bot.db import utcnow
 from bot.events import Actor, FetchedMessage, Platform, PlatformError, ReactionAdded, Reply
-from bot.models import BotAnswer
+from bot.models import BotAnswer, BotAnswerPart
 from bot.records import fetched_from_json, fetched_json, reaction_from_json, reaction_json, ref_from_json
 from bot.sanitize import clean_fetched
 from bot.scopes import ScopeRegistry
@@ -382,6 +382,48 @@ class ReportService:
                     note=f"{case.reporters} reporters reached the escalation threshold ({cfg.escalate_reporters})",
                 )
         return hid
+
+    async def link_late_answers(self, *, limit: int = 100) -> int:
+        """Give cases filed on a bot answer while it was still streaming the answer's provenance.
+
+        An answer is recorded when it finishes; a flag on its first message before then opens a case that
+        knows only the message. Once the answer is recorded, the case learns it (question, scope, passages,
+        model) and its card is brought up to date on the next routing run. Idempotent across processes.
+        """
+        linked = 0
+        async with self._sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(Case.id, BotAnswerPart.answer_id)
+                    .join(BotAnswerPart, col(BotAnswerPart.message_key) == col(Case.message_key))
+                    .where(col(Case.answer_id).is_(None), col(Case.author_is_bot).is_(True))
+                    .order_by(col(Case.id))
+                    .limit(limit)
+                )
+            ).all()
+            for case_id, answer_id in rows:
+                answer = await session.get(BotAnswer, answer_id)
+                if answer is None:
+                    continue
+                changed = await session.execute(
+                    update(Case)
+                    .where(col(Case.id) == case_id, col(Case.answer_id).is_(None))
+                    .values(
+                        answer_id=answer.id,
+                        scope=func.coalesce(Case.scope, answer.scope),
+                        revision=Case.revision + 1,
+                        dirty=True,
+                    )
+                )
+                if not rowcount(changed):
+                    continue
+                evidence = await session.get(CaseEvidence, case_id)
+                if evidence is not None:
+                    evidence.provenance = provenance(answer)
+                    evidence.text = evidence.text or answer.answer
+                linked += 1
+                log.info("case %s: linked to answer %s, recorded after the flag", case_id, answer.id)
+        return linked
 
     async def hide_answer(self, platform: Platform, *, case_id: int) -> bool:
         """Edit every part of a hidden answer to the hidden note; True when done (else the router retries)."""

@@ -120,6 +120,7 @@ class Router:
         run = RouterRun()
         if not self._platforms:
             return run
+        await self._reports.link_late_answers()
         run.escalated = await escalate_overdue(
             self._sessions, minutes=self._config.moderation.escalate_after_minutes, platforms=list(self._platforms)
         )

@@ -24,7 +24,13 @@ async def _answer(h: Harness, question: str, parts: list[str]) -> tuple[MessageR
     place = h.platform.place("admissions")
     q = h.platform.post_as(h.member("alice"), place, question)
     refs = [await h.platform.send(OutboundMessage(place, p, reply_to=q)) for p in parts]
-    answer = await record_answer(
+    return q, refs, await _record(h, q, question, parts, refs)
+
+
+async def _record(h: Harness, q: MessageRef, question: str, parts: list[str], refs: list[MessageRef]) -> BotAnswer:
+    """Record the answer posted as `refs`, as the pipeline does when it has finished streaming."""
+    place = q.place
+    return await record_answer(
         h.sessions,
         answer=BotAnswer(
             request_id="r1",
@@ -46,7 +52,6 @@ async def _answer(h: Harness, question: str, parts: list[str]) -> tuple[MessageR
         ),
         parts=refs,
     )
-    return q, refs, answer
 
 
 async def test_flagged_answer_keeps_provenance_and_hides_at_threshold(tmp_path: Path, db_url: str) -> None:
@@ -85,6 +90,35 @@ async def test_flagged_answer_keeps_provenance_and_hides_at_threshold(tmp_path: 
         card = next(iter(h.platform.cards.values()))
         assert card.urgent and "How much is tuition?" in card.body and "costs-and-aid.md" in card.body
         assert {b.action for b in card.buttons} >= {"retract", "off_scope", "unsafe"}
+
+
+async def test_a_flag_on_an_answer_still_streaming_gets_its_provenance_when_it_is_recorded(
+    tmp_path: Path, db_url: str
+) -> None:
+    async with harness(tmp_path, db_url) as h:
+        svc = h.runtime.service
+        place = h.platform.place("admissions")
+        q = h.platform.post_as(h.member("alice"), place, "How much is tuition?")
+        first = await h.platform.send(OutboundMessage(place, "Tuition is", reply_to=q))
+        # Flagged while the model is still writing: nothing is recorded yet, the case knows only the message.
+        await svc.on_reaction(h.platform, h.flag(first, "bob"))
+        await route_until_idle(h.runtime.router)
+        card = next(iter(h.platform.cards.values()))
+        assert "costs-and-aid.md" not in card.body
+
+        answer = await _record(h, q, "How much is tuition?", ["Tuition is $9."], [first])
+        await route_until_idle(h.runtime.router)
+        async with h.sessions() as session:
+            case = (await session.execute(select(Case))).scalars().one()
+            evidence = await session.get(CaseEvidence, case.id)
+        assert case.answer_id == answer.id and case.scope == "college"
+        assert evidence is not None and evidence.provenance is not None
+        assert evidence.provenance["question"] == "How much is tuition?"
+        # The same card, brought up to date: the moderator sees the question and the passages now.
+        assert len(h.platform.cards) == 1
+        card = next(iter(h.platform.cards.values()))
+        assert "How much is tuition?" in card.body and "costs-and-aid.md" in card.body
+        assert {b.action for b in card.buttons} >= {"retract"}
 
 
 async def test_retract_posts_correction_and_stores_regression_prompt(tmp_path: Path, db_url: str) -> None:
