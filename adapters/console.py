@@ -124,9 +124,14 @@ class ConsoleAdapter:
         def pump() -> None:
             try:
                 for line in self._in:
+                    if loop.is_closed() or self._stopped:
+                        return
                     loop.call_soon_threadsafe(queue.put_nowait, line)
             except (OSError, ValueError) as e:
                 log.debug("console input closed: %s", e)
+            except RuntimeError:
+                # The bot stopped (its event loop closed) while this thread still had input to hand over.
+                return
             finally:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(queue.put_nowait, None)

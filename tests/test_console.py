@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -132,3 +135,35 @@ def test_console_explains_bad_commands(line: str) -> None:
         line, Session(), bot_name="scopebot", lookup={1: MessageRef(Place("console", "local", "dm"), "1")}
     )
     assert isinstance(parsed, Problem) and parsed.text.startswith("usage:")
+
+
+def test_input_arriving_after_the_bot_stopped_is_dropped_quietly() -> None:
+    # A line typed (or piped) after shutdown reaches the input thread when the event loop is already
+    # closed; the thread must end quietly, not die with "Event loop is closed".
+    release = threading.Event()
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    class SlowInput:
+        def __iter__(self) -> Iterator[str]:
+            release.wait(5)
+            try:
+                yield "hello\n"
+                yield "again\n"
+            finally:
+                done.set()
+
+    console = ConsoleAdapter(stdin=SlowInput(), stdout=io.StringIO(), interactive=False)  # type: ignore[arg-type]
+
+    async def start_reading() -> None:
+        console._read_lines()
+
+    previous = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value or RuntimeError("?"))
+    try:
+        asyncio.run(start_reading())  # the loop is closed when this returns
+        release.set()
+        assert done.wait(5)
+    finally:
+        threading.excepthook = previous
+    assert errors == []
