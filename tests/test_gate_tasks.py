@@ -26,6 +26,8 @@ from bot.gate.tasks import SERVICE_WORDS, creative_request, service_question
         ("Wr1te a p0em about the bus", "poem"),
         ("Ｗｒｉｔｅ ａ ｐｏｅｍ about dogs", "poem"),
         ("tell me a knock knock joke", "knock knock joke"),
+        ("give me some funny roommate jokes", "jokes"),
+        ("write a birthday poem for my mom", "poem"),
     ],
 )
 def test_creative_requests_are_recognised(text: str, form: str) -> None:
@@ -44,6 +46,8 @@ def test_creative_requests_are_recognised(text: str, form: str) -> None:
         "Do you sell joke books?",
         "tell me the story of how the library was founded",
         "How do I submit a short story to the library's contest?",
+        "tell me about the songs in the show",
+        "can you tell me which songs are in the musical",
         "",
     ],
 )
@@ -62,6 +66,10 @@ def test_questions_about_stories_and_songs_are_not_creative_requests(text: str) 
         "Are you open on Christmas?",
         "whats your phone number",
         "can someone come tonight? its 10pm",
+        "can i stop by without an appointment",
+        "can I talk to a real person",
+        "can i drop off at 6:30 in the morning",
+        "how early should I get there",
     ],
 )
 def test_plain_service_questions(text: str) -> None:
@@ -93,3 +101,26 @@ def test_the_scope_vocabulary_counts_as_its_own() -> None:
 def test_service_words_are_folded_like_the_questions() -> None:
     # `terms` folds plurals ("cards" -> "card"); the list is folded the same way, so both forms match.
     assert "card" in SERVICE_WORDS and "holiday" in SERVICE_WORDS and "christma" in SERVICE_WORDS
+
+
+def test_the_topic_index_forgives_one_typo_in_longer_words() -> None:
+    import numpy as np
+
+    from bot.config import ScopeConfig
+    from bot.gate.embed import DIM
+    from bot.gate.topic import build_indexes
+
+    scope = ScopeConfig(
+        name="daycare", description="Answers questions about a dog daycare: temperament tests.", refusal="No."
+    )
+    index = build_indexes(
+        scopes=[scope],
+        chunks={},
+        generic=[],
+        generic_vecs=np.zeros((0, DIM), np.float32),
+        encode=lambda texts: np.zeros((len(texts), DIM), np.float32),
+    )["daycare"]
+    assert index.uses("temperament") and index.uses("temperment") and index.uses("temperamant")
+    assert index.uses("daycar")  # one letter dropped
+    assert not index.uses("tempo") and not index.uses("dog-walking")
+    assert not index.uses("tast")  # four letters: exact only ("test" folds to itself, "tast" is not it)

@@ -28,7 +28,11 @@ _FILLER += r"cute|sad|nice|good|great|new|original|rhyming|dad|two|three|\d+|lin
 
 #: A form named as an event or a thing on a shelf ("story time", "poetry books") is not a request for one.
 _NOT_WORK = r"(?!\s+(?:time|times|hour|hours|book|books|reading|readings|night|nights|club|contest|section|slam))"
-CREATIVE = re.compile(rf"(?:^|\b(?:and|then|also|but|so)\s+){_POLITE}{_ASK}{_VERB}\s+{_FILLER}{_FORM}\b{_NOT_WORK}")
+#: One word of subject before the form: "a birthday poem", "some funny roommate jokes" (not "about the …").
+_SUBJECT = r"(?:(?!about\b|the\b|of\b|on\b|your\b|our\b|their\b|which\b|what\b|any\b)[a-z0-9'-]+\s+)?"
+CREATIVE = re.compile(
+    rf"(?:^|\b(?:and|then|also|but|so)\s+){_POLITE}{_ASK}{_VERB}\s+{_FILLER}{_SUBJECT}{_FORM}\b{_NOT_WORK}"
+)
 #: "a poem about cats", "joke about plumbers, please": the form named first with its subject.
 CREATIVE_BARE = re.compile(rf"^{_POLITE}(?:a|an|one|some)\s+{_FILLER}{_FORM}{_NOT_WORK}\s+(?:about|on|for|of)\b")
 #: "Do you know any jokes about vets?", "what's a good joke about cats"
@@ -77,10 +81,15 @@ _SERVICE_RAW = """
     help question questions information info still ok okay fine yes no sure right anything something
     what whats hows wheres whens also ever usually always allowed allow ok go going see able possible
     anywhere somewhere here want like need needs
+    without before after until during around near other else more less every each by off drop pick up
+    real actual live agent representative manager supervisor human reception front desk office
+    should shall might must ought touch reach
     """
 
 
 SERVICE_WORDS = frozenset(t for w in _SERVICE_RAW.split() for t in terms(w))
+#: Numbers, times and dates ("7", "6:30", "10pm", "4th") say when, not what.
+_CLOCK = re.compile(r"^\d{1,4}(?:(?:st|nd|rd|th|am|pm|h)|(?::\d\d)?(?:am|pm)?)$")
 #: … and it must be asked of the organisation: "do you", "is there", "can I", "anyone there".
 _ADDRESSED = re.compile(
     r"\b(?:you|your|yours|u|ur|y'?all|ya|anyone|anybody|someone|somebody)\b|\b(?:is|are)\s+there\b|"
@@ -99,4 +108,4 @@ def service_question(clean: str, scope_vocabulary: frozenset[str]) -> bool:
     if not words or len(words) > 12 or not _ADDRESSED.search(clean.lower()):
         return False
     service = [w for w in words if w in SERVICE_WORDS]
-    return bool(service) and all(w in SERVICE_WORDS or w in scope_vocabulary for w in words)
+    return bool(service) and all(w in SERVICE_WORDS or w in scope_vocabulary or _CLOCK.match(w) for w in words)

@@ -59,6 +59,15 @@ _SECOND_PERSON = re.compile(r"\b(you|your|yours|yourselves|u|ur|y'?all|ya)\b", r
 _INTRO = re.compile(r"^(answers|handles|helps with|covers)\s+(\w+\s+)?questions\s+(for [^:]*?\s)?(about|on)\s+", re.I)
 
 
+#: Words this long or longer also match the scope's words one typo away.
+FUZZY_MIN_LENGTH = 5
+
+
+def _deletions(word: str) -> set[str]:
+    """`word` with one letter left out, each way: two words share one iff they are one edit apart (mostly)."""
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
 def _top(sims: np.ndarray, k: int) -> np.ndarray:
     """Each row's `k` largest values, largest first (padded with zeros when a row has fewer)."""
     out = np.zeros((sims.shape[0], k), dtype=np.float64)
@@ -119,6 +128,14 @@ class ScopeIndex:
     other_vocabulary: frozenset[str]
     idf: Callable[[str], float] = field(repr=False)
     service_vecs: Vectors = field(default_factory=lambda: np.zeros((0, DIM), np.float32), repr=False)
+    #: One-edit spellings of the scope's longer words ("temperment" for "temperament"): chat is typed fast.
+    near_spellings: frozenset[str] = field(default=frozenset(), repr=False)
+
+    def uses(self, word: str) -> bool:
+        """Whether the scope's texts use `word`, or a word one typo away from it (words of 5+ letters)."""
+        if word in self.vocabulary:
+            return True
+        return len(word) >= FUZZY_MIN_LENGTH and not self.near_spellings.isdisjoint(_deletions(word) | {word})
 
     def features(self, vecs: Vectors, texts: Sequence[str]) -> np.ndarray:
         """The classifier's feature rows (`FEATURES`) for questions (`vecs` embed the clean `texts`)."""
@@ -137,7 +154,7 @@ class ScopeIndex:
         for i, text in enumerate(texts):
             words = terms(text)
             total = sum(self.idf(w) for w in words) or 1.0
-            lex_in[i] = sum(self.idf(w) for w in words if w in self.vocabulary) / total
+            lex_in[i] = sum(self.idf(w) for w in words if self.uses(w)) / total
             lex_other[i] = sum(self.idf(w) for w in words if w in self.other_vocabulary) / total
             lex_service[i] = sum(self.idf(w) for w in words if w in SERVICE_WORDS and w not in self.vocabulary) / total
             you[i] = 1.0 if _SECOND_PERSON.search(text) else 0.0
@@ -181,6 +198,7 @@ def build_indexes(
             generic_vecs=generic_vecs[keep] if len(generic_vecs) else generic_vecs,
             other_vecs=np.concatenate(others) if others else np.zeros((0, DIM), np.float32),
             vocabulary=vocab[name],
+            near_spellings=frozenset(d for w in vocab[name] if len(w) >= FUZZY_MIN_LENGTH for d in _deletions(w) | {w}),
             other_vocabulary=other_vocab,
             idf=idf,
             service_vecs=service_vecs if service_vecs is not None else np.zeros((0, DIM), np.float32),

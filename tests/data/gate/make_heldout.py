@@ -1,7 +1,7 @@
 """Build the gate's evaluation datasets, deterministically.
 
 - heldout.jsonl from base.tsv: other-scope negatives and obfuscated variants added;
-- unseen.jsonl from unseen.tsv (six more scopes, see unseen.toml);
+- unseen.jsonl and unseen2.jsonl from unseen.tsv and unseen2.tsv (six more scopes each, see the .toml files);
 - devset.jsonl from ../devset/: each in-scope question for its own scope (answer) and, unless it is a
   question any organisation gets (`DEVSET_GENERIC`), for the other one (refuse); each off-topic question for
   both scopes (refuse); and the issue's acceptance lines.
@@ -155,11 +155,11 @@ def fresh() -> None:
     print(f"wrote {len(rows)} lines to {HERE / 'fresh.jsonl'}")
 
 
-def unseen() -> None:
-    """unseen.jsonl: unseen.tsv as is, and each (non-generic) in-scope question asked of another scope."""
+def unseen(name: str = "unseen") -> None:
+    """<name>.jsonl: <name>.tsv as is, and each (non-generic) in-scope question asked of another scope."""
     rng = random.Random(5)
     rows: list[dict[str, str]] = []
-    lines = [line.split("\t") for line in (HERE / "unseen.tsv").read_text(encoding="utf-8").splitlines()]
+    lines = [line.split("\t") for line in (HERE / f"{name}.tsv").read_text(encoding="utf-8").splitlines()]
     lines = [parts for parts in lines if len(parts) == 4 and not parts[0].startswith("#")]
     names = sorted({parts[0] for parts in lines})
     for scope, expected, kind, text in lines:
@@ -167,10 +167,10 @@ def unseen() -> None:
         if kind == "in_scope":
             other = rng.choice([n for n in names if n != scope])
             rows.append({"scope": other, "text": text, "expected": "refuse", "kind": "other_scope"})
-    with (HERE / "unseen.jsonl").open("w", encoding="utf-8") as out:
+    with (HERE / f"{name}.jsonl").open("w", encoding="utf-8") as out:
         for i, row in enumerate(rows, start=1):
-            out.write(json.dumps({"id": f"u{i}", **row}, ensure_ascii=False) + "\n")
-    print(f"wrote {len(rows)} lines to {HERE / 'unseen.jsonl'}")
+            out.write(json.dumps({"id": f"{name}-{i}", **row}, ensure_ascii=False) + "\n")
+    print(f"wrote {len(rows)} lines to {HERE / f'{name}.jsonl'}")
 
 
 if __name__ == "__main__":
@@ -178,3 +178,4 @@ if __name__ == "__main__":
     devset()
     fresh()
     unseen()
+    unseen("unseen2")
