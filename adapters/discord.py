@@ -43,6 +43,7 @@ from adapters.discord_edge import (
     fit,
     is_card_for,
     is_chat,
+    parent_of,
     platform_error,
     reference_to,
     reviewer_pings,
@@ -228,7 +229,8 @@ class DiscordAdapter(Handlers):
         if client is None or client.user is None or payload.user_id == client.user.id:
             return
         try:
-            event = to_reaction(payload)
+            # A thread is a channel of its own; its parent (from the cache, when known) carries the binding.
+            event = to_reaction(payload, parent_id=parent_of(client.get_channel(payload.channel_id)))
         except Rejected as e:
             log.warning("discord: rejected reaction on %s: %s", payload.message_id, e)
             return

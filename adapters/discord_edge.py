@@ -97,11 +97,17 @@ def snowflake(value: str, what: str) -> int:
     return int(value)
 
 
-def place_of(guild_id: int | None, channel_id: int) -> Place:
-    """The core place for a channel; direct messages have no guild."""
+def place_of(guild_id: int | None, channel_id: int, parent_id: int | None = None) -> Place:
+    """The core place for a channel; direct messages have no guild; a thread knows its parent channel."""
     if guild_id is None:
         return Place(PLATFORM, DIRECT, str(channel_id), None, is_direct=True)
-    return Place(PLATFORM, str(guild_id), str(channel_id))
+    return Place(PLATFORM, str(guild_id), str(channel_id), parent=str(parent_id) if parent_id else None)
+
+
+def parent_of(channel: object) -> int | None:
+    """The parent channel of a thread (discord.py's `Thread.parent_id`), or None for any other channel."""
+    parent = getattr(channel, "parent_id", None) if isinstance(channel, discord.Thread) else None
+    return parent if isinstance(parent, int) else None
 
 
 def actor_of(user: discord.abc.User) -> Actor:
@@ -136,7 +142,7 @@ def to_inbound(message: discord.Message, *, bot_user_id: int, bot_role_ids: Iter
     # A server the client has not cached yet leaves `guild` None; its id is still on the channel, and
     # without it a server message would pass for a direct one (answered without a mention).
     guild_id = message.guild.id if message.guild is not None else getattr(message.channel, "guild_id", None)
-    place = place_of(guild_id, message.channel.id)
+    place = place_of(guild_id, message.channel.id, parent_of(message.channel))
     text = strip_mentions(message.content, {bot_user_id, *role_ids}) if mentioned else message.content
     return InboundMessage(
         ref=MessageRef(place, str(message.id)),
@@ -157,9 +163,9 @@ def canonical_emoji(emoji: discord.PartialEmoji) -> str:
     return EMOJI_NAMES.get(name, name)
 
 
-def to_reaction(payload: discord.RawReactionActionEvent) -> ReactionAdded:
-    """A reaction event (from `on_raw_reaction_add`, so uncached messages count too)."""
-    place = place_of(payload.guild_id, payload.channel_id)
+def to_reaction(payload: discord.RawReactionActionEvent, *, parent_id: int | None = None) -> ReactionAdded:
+    """A reaction event (from `on_raw_reaction_add`, so uncached messages count too); `parent_id` of a thread."""
+    place = place_of(payload.guild_id, payload.channel_id, parent_id)
     member = payload.member
     reactor = actor_of(member) if member is not None else Actor(PLATFORM, str(payload.user_id))
     emoji = canonical_emoji(payload.emoji)
@@ -178,7 +184,7 @@ def interaction_place(interaction: discord.Interaction[Any]) -> Place:
     """Where an interaction happened."""
     if interaction.channel_id is None:
         raise Rejected("interaction without a channel")
-    return place_of(interaction.guild_id, interaction.channel_id)
+    return place_of(interaction.guild_id, interaction.channel_id, parent_of(interaction.channel))
 
 
 def card_custom_id(case_id: int, action: str) -> str:

@@ -7,7 +7,7 @@ frozen dataclasses at the edge, and the core only ever sees these.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
@@ -43,10 +43,13 @@ class Place:
     channel: str
     thread: str | None = None
     is_direct: bool = False
+    #: The channel a thread-channel belongs to (a Discord thread is a channel of its own), so a scope bound
+    #: to a channel also answers in its threads. Not part of the place's identity.
+    parent: str | None = field(default=None, compare=False)
 
     def in_thread(self, thread: str | None) -> Place:
         """This place, narrowed to a thread."""
-        return Place(self.platform, self.workspace, self.channel, thread, self.is_direct)
+        return Place(self.platform, self.workspace, self.channel, thread, self.is_direct, self.parent)
 
 
 @dataclass(frozen=True, slots=True)

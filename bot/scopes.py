@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.config import Config, ScopeConfig
 from bot.events import Place
 
@@ -45,10 +47,14 @@ class ScopeRegistry:
         return self._scopes[self._default]
 
     def bound_to(self, place: Place) -> ScopeConfig | None:
-        """The scope whose `channels` include `place`'s channel, if any."""
-        for scope in self._scopes.values():
-            if any(binds(entry, place) for entry in scope.channels):
-                return scope
+        """The scope whose `channels` include `place`'s channel (or the channel its thread belongs to), if any."""
+        candidates = [place]
+        if place.parent and place.parent != place.channel:
+            candidates.append(replace(place, channel=place.parent, parent=None))
+        for where in candidates:
+            for scope in self._scopes.values():
+                if any(binds(entry, where) for entry in scope.channels):
+                    return scope
         return None
 
     def replace(self, scope: ScopeConfig) -> None:

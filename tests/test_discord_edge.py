@@ -30,6 +30,7 @@ from adapters.discord_edge import (
     command_text,
     invite_url,
     is_chat,
+    parent_of,
     parse_custom_id,
     platform_error,
     reference_to,
@@ -41,8 +42,9 @@ from adapters.discord_edge import (
     to_reaction,
 )
 from adapters.discord_screen import gateway_problem
-from bot.config import Config
+from bot.config import Config, load_config
 from bot.events import FLAG, CardButton, MessageRef, Place, PlatformError, ReviewCard
+from bot.scopes import ScopeRegistry
 from tests.discord_fakes import (
     ADMISSIONS,
     ALICE,
@@ -353,3 +355,74 @@ def test_only_the_configured_escalation_mention_pings_and_only_in_reviewer_chann
     assert there == {"parse": [], "roles": [7], "users": [8]}  # no @everyone, no reply ping
     assert allowed_mentions(Place("discord", "1", "56"), pings) is ANSWER_MENTIONS
     assert ANSWER_MENTIONS.to_dict() == {"parse": [], "replied_user": True}
+
+
+def _thread(state: ConnectionState[Any], thread_id: int, parent_id: int) -> discord.Thread:
+    """A public thread under `parent_id`, as discord.py holds one after THREAD_CREATE."""
+    guild = state._get_guild(GUILD_ID)
+    assert guild is not None
+    data = {
+        "id": str(thread_id),
+        "guild_id": str(GUILD_ID),
+        "parent_id": str(parent_id),
+        "owner_id": ALICE["id"],
+        "name": "about deadlines",
+        "type": 11,
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+        "message_count": 1,
+        "member_count": 1,
+        "flags": 0,
+        "thread_metadata": {
+            "archived": False,
+            "auto_archive_duration": 1440,
+            "archive_timestamp": "2026-11-28T00:00:00+00:00",
+            "locked": False,
+        },
+    }
+    return discord.Thread(guild=guild, state=state, data=data)  # type: ignore[arg-type]
+
+
+async def test_a_message_in_a_thread_answers_for_the_scope_bound_to_its_channel(
+    fake: FakeDiscord, state: ConnectionState[Any], write_config: Any
+) -> None:
+    thread = _thread(state, 555_000_111, ADMISSIONS)
+    payload = gateway_message(fake, ALICE, "When is the deadline?", channel_id=thread.id)
+    event = to_inbound(discord.Message(state=state, channel=thread, data=payload), bot_user_id=BOT_ID)  # type: ignore[arg-type]
+    # Replies go to the thread itself; the binding comes from the channel it belongs to.
+    assert event.ref.place.channel == str(thread.id) and event.ref.place.parent == str(ADMISSIONS)
+    assert event.ref == MessageRef(Place("discord", str(GUILD_ID), str(thread.id)), payload["id"])
+
+    extra = f"""
+    [[scopes]]
+    name = "admissions"
+    description = "Answers questions about admissions deadlines."
+    refusal = "Admissions only."
+    channels = ["discord:{ADMISSIONS}"]
+    """
+    registry = ScopeRegistry(load_config(write_config(extra)))
+    bound = registry.bound_to(event.ref.place)
+    assert bound is not None and bound.name == "admissions"
+    # A thread under another channel is not bound.
+    other = to_inbound(
+        discord.Message(state=state, channel=_thread(state, 555_000_222, GENERAL), data=payload),  # type: ignore[arg-type]
+        bot_user_id=BOT_ID,
+    )
+    assert registry.bound_to(other.ref.place) is None
+
+    # A 🚩 in the thread carries the parent too, so its case gets the scope.
+    raw = discord.RawReactionActionEvent(
+        {
+            "user_id": BOB_MOD["id"],
+            "channel_id": str(thread.id),
+            "message_id": payload["id"],
+            "guild_id": str(GUILD_ID),
+            "emoji": {"id": None, "name": "🚩"},
+            "type": 0,
+            "burst": False,
+        },  # type: ignore[arg-type]
+        discord.PartialEmoji(name="🚩"),
+        "REACTION_ADD",
+    )
+    flag = to_reaction(raw, parent_id=parent_of(thread))
+    assert flag.target.place.parent == str(ADMISSIONS) and registry.bound_to(flag.target.place) is bound
