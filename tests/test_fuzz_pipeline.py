@@ -26,7 +26,7 @@ from bot.llm.client import Generation
 from bot.llm.engine import SamplingParams
 from bot.llm.prompt import PromptParts
 from bot.models import BotAnswer
-from bot.pipeline import Pipeline
+from bot.pipeline import Outcome, Pipeline
 from bot.sanitize import clean_text
 from moderation.models import Report
 from tests.conftest import BASE_TOML, COLLEGE_KNOWLEDGE, POSTGRES_ENV, _pg_admin, _postgres_url
@@ -139,9 +139,11 @@ class ScriptedModel:
         gen.cancelled = True
 
 
-async def test_model_output_with_nul_and_controls_is_stored_and_shown_clean(
-    write_config: Callable[..., Path], postgres_url: str
-) -> None:
+async def _ask_scripted(
+    write_config: Callable[..., Path], postgres_url: str, pieces: list[str]
+) -> tuple[Outcome, str, str | None]:
+    """Ask "How much is tuition?" of a pipeline whose model streams `pieces`: the outcome, the reply shown
+    and the answer stored."""
     config = load_config(write_config(db_url=postgres_url))
     engine = db.create_engine(postgres_url)
     try:
@@ -152,46 +154,39 @@ async def test_model_output_with_nul_and_controls_is_stored_and_shown_clean(
             gate=LexicalGate(global_blocked=config.bot.blocked_words, knowledge=knowledge),
             knowledge=knowledge,
             sessions=db.sessionmaker(engine),
-            model=ScriptedModel(["Tuition is ", "\x00", "$42,300", "\x1b[2J", " a year.\x07"]),  # type: ignore[arg-type]
+            model=ScriptedModel(pieces),  # type: ignore[arg-type]
         )
         mem = MemoryPlatform()
         author = mem.actor("alice")
         ref = mem.post_as(author, mem.place(), "How much is tuition?")
         msg = InboundMessage(ref=ref, author=author, text="How much is tuition?", mentions_bot=True)
         outcome = await pipeline.answer(msg, config.scopes[0], mem, request_id="r1")
-        assert outcome.verdict == "answer" and outcome.answer_id is not None
         [reply] = mem.replies_to(ref)
-        assert reply.text.startswith("Tuition is $42,300[2J a year.")
-        async with db.sessionmaker(engine)() as s:
-            row = await s.get(BotAnswer, outcome.answer_id)
-        assert row is not None and row.answer == reply.text
+        stored = None
+        if outcome.answer_id is not None:
+            async with db.sessionmaker(engine)() as s:
+                row = await s.get(BotAnswer, outcome.answer_id)
+            stored = row.answer if row is not None else None
+        return outcome, reply.text, stored
     finally:
         await engine.dispose()
+
+
+async def test_model_output_with_nul_and_controls_is_stored_and_shown_clean(
+    write_config: Callable[..., Path], postgres_url: str
+) -> None:
+    pieces = ["Tuition is ", "\x00", "$42,300", "\x1b[2J", " a year.\x07"]
+    outcome, shown, stored = await _ask_scripted(write_config, postgres_url, pieces)
+    assert outcome.verdict == "answer" and outcome.answer_id is not None
+    assert shown.startswith("Tuition is $42,300[2J a year.")
+    assert stored == shown
 
 
 async def test_model_output_cannot_display_other_words_than_the_screen_read(
     write_config: Callable[..., Path], postgres_url: str
 ) -> None:
     # Shown with its right-to-left override, "etacinborf" reads as the blocked word "frobnicate".
-    config = load_config(write_config(db_url=postgres_url))
-    engine = db.create_engine(postgres_url)
-    try:
-        await db.upgrade(engine)
-        knowledge = {s.name: KnowledgeIndex(s.knowledge, root=config.source.parent) for s in config.scopes}
-        pipeline = Pipeline(
-            config=config,
-            gate=LexicalGate(global_blocked=config.bot.blocked_words, knowledge=knowledge),
-            knowledge=knowledge,
-            sessions=db.sessionmaker(engine),
-            model=ScriptedModel(["Tuition: ", "\u202e", "etacinborf", "\u202c", " \u2067x\u2069 \u200fשלום"]),  # type: ignore[arg-type]
-        )
-        mem = MemoryPlatform()
-        author = mem.actor("alice")
-        ref = mem.post_as(author, mem.place(), "How much is tuition?")
-        msg = InboundMessage(ref=ref, author=author, text="How much is tuition?", mentions_bot=True)
-        await pipeline.answer(msg, config.scopes[0], mem, request_id="r2")
-        [reply] = mem.replies_to(ref)
-        # The overrides and isolates are gone; a right-to-left mark and Hebrew letters are left as written.
-        assert reply.text.startswith("Tuition: etacinborf x \u200fשלום")
-    finally:
-        await engine.dispose()
+    pieces = ["Tuition: ", "\u202e", "etacinborf", "\u202c", " \u2067x\u2069 \u200fשלום"]
+    _outcome, shown, _stored = await _ask_scripted(write_config, postgres_url, pieces)
+    # The overrides and isolates are gone; a right-to-left mark and Hebrew letters are left as written.
+    assert shown.startswith("Tuition: etacinborf x \u200fשלום")
