@@ -145,6 +145,23 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(lines[-1]))
 
 
+def measure(
+    path: Path, engine: str, via: str, *, threads: int, batch: int, ctx: int, n_gen: int, prompts: list[list[int]]
+) -> dict[str, Any]:
+    """One measurement in a fresh process (see `child`): `via` is scopebot, direct or ab."""
+    spec = {
+        "model": str(path),
+        "engine": engine,
+        "via": via,
+        "threads": threads,
+        "batch_size": batch,
+        "context_length": ctx,
+        "gen_tokens": n_gen,
+        "prompts": prompts,
+    }
+    return run_child(spec)
+
+
 # --- figures ---------------------------------------------------------------------------------------------
 
 
@@ -206,17 +223,7 @@ def _sweep_one(
     path: Path, engine: str, *, threads: int, batch: int, prompt: list[int], ctx: int
 ) -> tuple[str, int, int, float, float]:
     print(f"sweep {engine} threads={threads} batch_size={batch} …", flush=True)
-    spec = {
-        "model": str(path),
-        "engine": engine,
-        "via": "scopebot",
-        "threads": threads,
-        "batch_size": batch,
-        "context_length": ctx,
-        "gen_tokens": 8,
-        "prompts": [prompt],
-    }
-    f = figures(run_child(spec))
+    f = figures(measure(path, engine, "scopebot", threads=threads, batch=batch, ctx=ctx, n_gen=8, prompts=[prompt]))
     print(f"  prompt {f['prompt_tps']:.1f} tok/s, generation {f['gen_tps']:.1f} tok/s", flush=True)
     return (engine, threads, batch, f["prompt_tps"], f["gen_tps"])
 
@@ -226,17 +233,7 @@ def same_model(
 ) -> tuple[str, float, float, float, float]:
     """Prompt and generation speed through scopebot and through the library, alternating on one loaded model."""
     print(f"{engine}: scopebot and {LIBRARY[engine]} alternating on one model …", flush=True)
-    spec = {
-        "model": str(path),
-        "engine": engine,
-        "via": "ab",
-        "threads": threads,
-        "batch_size": batch,
-        "context_length": ctx,
-        "gen_tokens": n_gen,
-        "prompts": prompts,
-    }
-    runs = run_child(spec)["runs"]
+    runs = measure(path, engine, "ab", threads=threads, batch=batch, ctx=ctx, n_gen=n_gen, prompts=prompts)["runs"]
     best = {}
     for name, way in (("ours", 0), ("lib", 1)):
         mine = [r for r in runs if r["way"] == way]
@@ -374,17 +371,10 @@ def main() -> int:
         for _ in range(repeat):
             for via in ("scopebot", "direct"):
                 print(f"{engine} via {via} (threads={threads}, batch_size={batch}) …", flush=True)
-                spec = {
-                    "model": str(path),
-                    "engine": engine,
-                    "via": via,
-                    "threads": threads,
-                    "batch_size": batch,
-                    "context_length": ctx,
-                    "gen_tokens": n_gen,
-                    "prompts": [cold_prompt, warm_prompt],
-                }
-                f = figures(run_child(spec))
+                pair = [cold_prompt, warm_prompt]
+                f = figures(
+                    measure(path, engine, via, threads=threads, batch=batch, ctx=ctx, n_gen=n_gen, prompts=pair)
+                )
                 print(
                     f"  load {f['load_s']:.2f} s, peak RSS {f['rss_gib']:.2f} GiB, prompt {f['prompt_tps']:.1f} "
                     f"tok/s, TTFT cold {f['ttft_cold']:.2f} s warm {f['ttft_warm']:.2f} s, generation "
