@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from sqlmodel import col, select
 
@@ -17,23 +13,6 @@ from bot.events import Actor, InboundMessage, MessageRef, ReactionAdded
 from bot.models import BotAnswer
 from moderation.models import Case, Report
 from tests.fakes import MemoryPlatform
-
-Check = Callable[[], Any] | Callable[[], Awaitable[Any]]
-
-
-async def until(check: Check, *, within: float = 60.0, what: str = "condition") -> Any:
-    """Poll `check` (plain or async) until it returns something truthy, and return that."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {within:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def edit_config(path: Path, **replacements: str) -> Path:

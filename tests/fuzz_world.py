@@ -12,7 +12,6 @@ import contextlib
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,9 @@ from bot.config import load_config
 from bot.models import BotAnswer
 from tests import discord_fakes as dfakes
 from tests.fakes import MemoryPlatform
+from tests.faults_support import edit_config
 from tests.slack_fakes import FakeSlack, http_settings
+from tests.waiting import until as _until
 
 T = TypeVar("T")
 
@@ -67,13 +68,8 @@ class LoopThread:
 
 
 async def until(check: Callable[[], Any], *, within: float = 30.0, what: str = "condition") -> Any:
-    """Poll `check()` until it returns something truthy."""
-    deadline = time.monotonic() + within
-    while not (found := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-    return found
+    """`tests.waiting.until`, polling often: the fuzz world waits on fast in-process state."""
+    return await _until(check, within=within, what=what, every=0.01)
 
 
 @dataclass(repr=False)
@@ -131,7 +127,6 @@ class World:
 
 def world_config(path: Path) -> Path:
     """The shared test config, plus Slack and Discord moderators and reviewer channels."""
-    text = path.read_text(encoding="utf-8")
     edits = {
         'reviewer_channels = { console = "reviewers", memory = "reviewers" }': (
             'reviewer_channels = { console = "reviewers", memory = "reviewers", slack = "CREVIEW", '
@@ -139,11 +134,7 @@ def world_config(path: Path) -> Path:
         ),
         'console = ["mod"]': f'console = ["mod"]\nslack_users = ["UMOD"]\ndiscord_roles = ["{dfakes.MOD_ROLE}"]',
     }
-    for old, new in edits.items():
-        assert old in text, f"tests/conftest.py BASE_TOML changed: {old!r} is gone"
-        text = text.replace(old, new)
-    path.write_text(text, encoding="utf-8")
-    return path
+    return edit_config(path, **edits)
 
 
 @contextlib.contextmanager

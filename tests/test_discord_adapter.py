@@ -33,6 +33,7 @@ from bot.events import (
     ReviewCard,
 )
 from bot.replier import StreamingReply
+from tests import waiting
 from tests.discord_fakes import (
     ADMISSIONS,
     ALICE,
@@ -101,12 +102,7 @@ class Bot:
 
 async def until(check: Callable[[], Any], seconds: float = 10.0) -> None:
     """Wait until `check()` is truthy (for adapter state that nothing signals)."""
-
-    async def waiting() -> None:
-        while not check():  # noqa: ASYNC110 -- polling state the adapter does not announce
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(waiting(), seconds)
+    await waiting.until(check, within=seconds, every=0.01)
 
 
 def make_adapter(fake: FakeDiscord, *, token: str = TOKEN, **kw: Any) -> DiscordAdapter:

@@ -31,6 +31,7 @@ from tests.discord_fakes import (
     FakeDiscord,
     Json,
 )
+from tests.faults_support import edit_config
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +41,6 @@ REFUSAL = "That's not a college data question."
 def discord_config(write_config: Callable[..., Path], *, model: Path, db_url: str | None = None) -> Path:
     """The shared test config, plus Discord: a reviewer channel, a moderator role, a channel bound by id."""
     path = write_config(model=model, db_url=db_url)
-    text = path.read_text(encoding="utf-8")
     edits = {
         'reviewer_channels = { console = "reviewers", memory = "reviewers" }': (
             f'reviewer_channels = {{ console = "reviewers", memory = "reviewers", discord = "{REVIEWERS}" }}'
@@ -49,11 +49,7 @@ def discord_config(write_config: Callable[..., Path], *, model: Path, db_url: st
         'channels = ["admissions"]': f'channels = ["admissions", "discord:{ADMISSIONS}"]',
         "router_interval_seconds = 1": f'router_interval_seconds = 1\nescalation_mentions = {{ discord = "<@&{MOD_ROLE}>" }}',
     }
-    for old, new in edits.items():
-        assert old in text, f"tests/conftest.py BASE_TOML changed: {old!r} is gone"
-        text = text.replace(old, new)
-    path.write_text(text, encoding="utf-8")
-    return path
+    return edit_config(path, **edits)
 
 
 @pytest.fixture

@@ -20,8 +20,9 @@ from bot.app import build_app
 from bot.config import load_config
 from bot.events import PlatformLimits
 from bot.pipeline import RETRY_TEXT
-from tests.faults_support import answers, ask, cards_per_case, edit_config, flag, post, until
+from tests.faults_support import answers, ask, cards_per_case, edit_config, flag, post
 from tests.moderation_support import FindingMemoryPlatform
+from tests.waiting import until
 
 pytestmark = pytest.mark.slow
 

@@ -35,10 +35,10 @@ from tests.faults_support import (
     logged,
     post,
     reports,
-    until,
 )
 from tests.moderation_support import FindingMemoryPlatform
 from tests.pg_server import PostgresServer, accepting, unavailable
+from tests.waiting import until
 
 pytestmark = pytest.mark.slow
 

@@ -31,10 +31,11 @@ from moderation.models import Case, CaseState, ModerationNotice
 from moderation.router import RouterRun
 from moderation.wiring import ModerationRuntime, build_moderation
 from tests.discord_fakes import ADMISSIONS, ALICE, GENERAL, GUILD_ID, REVIEWERS, FakeDiscord
-from tests.faults_support import edit_config, logged, until
+from tests.faults_support import edit_config, logged
 from tests.moderation_support import write_mod_config
 from tests.slack_fakes import TEAM, Failure, FakeSlack, http_settings, serve_http
 from tests.test_discord_e2e import answer_to, discord_config, replies, running
+from tests.waiting import until
 
 #: Router interval, and so the first backoff step (it doubles from here).
 INTERVAL = 0.3

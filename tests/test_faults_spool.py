@@ -30,8 +30,8 @@ from moderation.audit import entries
 from moderation.models import Case, Report
 from moderation.reports import REPORT_RECORD, ReportService
 from tests.conftest import ROOT
-from tests.faults_support import until
 from tests.moderation_support import harness
+from tests.waiting import until
 
 
 def _files(folder: Path) -> dict[str, list[dict[str, Any]]]:

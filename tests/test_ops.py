@@ -27,6 +27,7 @@ from bot.config import Config, ConfigError, load_config
 from bot.events import Actor, CardAction, InboundMessage, MessageRef, Platform, ReactionAdded
 from bot.ops import OpsServer, OpsSettings, ops_settings_from_env
 from bot.pipeline import RETRY_TEXT
+from tests import waiting
 from tests.discord_fakes import FakeDiscord
 from tests.fakes import MemoryPlatform
 from tests.moderation_support import FindingMemoryPlatform
@@ -102,15 +103,8 @@ def serve(write_config: Callable[..., Path]) -> Callable[..., Any]:
 
 
 async def until(check: Callable[[], Any]) -> None:
-    """Wait until `check()` (sync or async) is true."""
-    async with asyncio.timeout(WAIT):
-        while True:
-            result = check()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result:
-                return
-            await asyncio.sleep(0.05)
+    """Wait until `check()` (sync or async) is true, for at most `WAIT` seconds."""
+    await waiting.until(check, within=WAIT)
 
 
 @pytest.fixture(scope="module")
