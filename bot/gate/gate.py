@@ -197,8 +197,15 @@ class ScopeGate:
         return None
 
     def _block_by_model(
-        self, scope: ScopeConfig, vecs: Vectors, texts: Sequence[str], *, answer: bool
+        self,
+        scope: ScopeConfig,
+        vecs: Vectors,
+        texts: Sequence[str],
+        *,
+        answer: bool,
+        in_scope: np.ndarray | None = None,
     ) -> GateResult | None:
+        """Block on the harm/jailbreak classifier; `in_scope` is P(in scope) per view when the caller has it."""
         harm = self._models.harm
         proba = harm.probabilities(vecs)
         # A view that is plainly about the scope (it restates the scope's own material, or the topic
@@ -206,7 +213,8 @@ class ScopeGate:
         # alone: it misreads some plain facts ("fines were eliminated in 2022"). Rules still apply, and a
         # harmful clause wrapped in an in-scope frame is its own view, which is not about the scope.
         index = self._index(scope)
-        in_scope = self._models.topic.probability(index.features(vecs, texts))
+        if in_scope is None:
+            in_scope = self._models.topic.probability(index.features(vecs, texts))
         trusted = ((vecs @ index.pos_vecs.T).max(axis=1) >= TRUSTED_SIMILARITY) | (in_scope >= TRUSTED_TOPIC)
         proba[trusted, 1] = 0.0
         threshold = max(harm.harm_threshold, ANSWER_HARM_FLOOR) if answer else harm.harm_threshold
@@ -239,10 +247,13 @@ class ScopeGate:
                 blocked = self._block_by_rules(scope, candidate, answer=False)
                 if blocked is not None:
                     return blocked
-        blocked = self._block_by_model(scope, vecs, prepared.texts, answer=False)
+        index = self._index(scope)
+        # One pass of the topic classifier over every view: the harm screen's trust and the verdict below
+        # (the first view is the whole question, `norm.clean`).
+        in_scope = self._models.topic.probability(index.features(vecs, prepared.texts))
+        blocked = self._block_by_model(scope, vecs, prepared.texts, answer=False, in_scope=in_scope)
         if blocked is not None:
             return blocked
-        index = self._index(scope)
         form = creative_request(norm.folded)
         if form is not None and not scope.creative:
             return GateResult(
@@ -254,8 +265,7 @@ class ScopeGate:
                 "answer", scope.name, "a service question (hours, visits, contact, prices) asked of this scope", 1.0,
                 rule="topic:service",
             )  # fmt: skip
-        features = index.features(vecs[:1], [norm.clean])
-        p = float(self._models.topic.probability(features)[0])
+        p = float(in_scope[0])
         threshold = self._models.topic.threshold_for(scope.strictness)
         example, similarity = index.nearest(vecs[0])
         if p >= threshold:
