@@ -42,7 +42,14 @@ def unavailable() -> str | None:
             pwd.getpwnam("postgres")
         except KeyError:
             return "running as root, and there is no 'postgres' user to run PostgreSQL as"
+        if _runuser() is None:
+            return "running as root, and there is no 'runuser' to run PostgreSQL as the postgres user"
     return None
+
+
+def _runuser() -> str | None:
+    """util-linux's runuser, also when PATH leaves out the sbin folders (a minimal environment)."""
+    return shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
 
 
 def _free_port() -> int:
@@ -62,7 +69,9 @@ class PostgresServer:
         self._as: list[str] = []
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres")
-            self._as = ["runuser", "-u", "postgres", "--"]
+            runuser = _runuser()
+            assert runuser is not None, unavailable()
+            self._as = [runuser, "-u", "postgres", "--"]
         self.port = _free_port()
         self.running = False
         self._run("initdb", "-D", str(self.folder / "data"), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
