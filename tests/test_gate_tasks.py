@@ -86,6 +86,8 @@ def test_plain_service_questions(text: str) -> None:
         "Is the bank open on Columbus Day?",
         "",
         "is there " + "parking " * 20,  # too long to be a plain service question
+        "do u have any senior dogs right now",  # who comes, not when or where: about the animals
+        "do you have 2 dogs",  # a bare number is not a time
     ],
 )
 def test_not_plain_service_questions(text: str) -> None:

@@ -71,23 +71,32 @@ _SERVICE_RAW = """
     street bus accessible wheelchair ramp elevator stairs entrance door
     phone number call text email contact reach talk speak website online app message chat
     cost costs price prices pricing charge charges fee fees rate rates much expensive cheap cheaper free
-    discount discounts deal deals student students senior seniors military coupon promo membership member
+    discount discounts deal deals coupon promo membership member
     pay paying payment payments card cards credit debit cash check cheque venmo paypal apple google installment
     installments plan plans deposit refund refunds return exchange receipt invoice bill tip tips gift
     long take takes quick fast soon wait minutes min hours days weeks
     bring need needed require required sign signup register form forms id document documents
-    kid kids child children baby babies family friend friends guest guests pet pets dog dogs service animal
     wifi bathroom restroom restrooms water food drink coffee eat lunch snack
+    real actual live agent representative manager supervisor human reception front desk office touch reach
+    allowed allow
+    """
+#: Words that go with a service question but do not make one: who comes ("senior", "dogs") and filler.
+#: "do u have any senior dogs right now" is about the animals, not about visiting.
+_SERVICE_COMPANY = """
+    kid kids child children baby babies family friend friends guest guests pet pets dog dogs service animal
+    student students senior seniors military
     help question questions information info still ok okay fine yes no sure right anything something
-    what whats hows wheres whens also ever usually always allowed allow ok go going see able possible
-    anywhere somewhere here want like need needs
-    without before after until during around near other else more less every each by off drop pick up
-    real actual live agent representative manager supervisor human reception front desk office
-    should shall might must ought touch reach
+    what whats hows wheres whens also ever usually always ok go going see able possible
+    anywhere somewhere here want like need needs now just
+    without before after until during around near other else more less every each by off pick up
+    should shall might must ought
     """
 
-
-SERVICE_WORDS = frozenset(t for w in _SERVICE_RAW.split() for t in terms(w))
+#: At least one of these makes a question a service question: days and times, visits, place, contact, money.
+SERVICE_ANCHORS = frozenset(t for w in _SERVICE_RAW.split() for t in terms(w)) - frozenset(
+    t for w in _SERVICE_COMPANY.split() for t in terms(w)
+)
+SERVICE_WORDS = SERVICE_ANCHORS | frozenset(t for w in _SERVICE_COMPANY.split() for t in terms(w))
 #: Numbers, times and dates ("7", "6:30", "10pm", "4th") say when, not what.
 _CLOCK = re.compile(r"^\d{1,4}(?:(?:st|nd|rd|th|am|pm|h)|(?::\d\d)?(?:am|pm)?)$")
 #: … and it must be asked of the organisation: "do you", "is there", "can I", "anyone there".
@@ -100,12 +109,13 @@ _ADDRESSED = re.compile(
 def service_question(clean: str, scope_vocabulary: frozenset[str]) -> bool:
     """Is `clean` (normalized text) a plain service question ("is there parking?", "can I come in today?")?
 
-    Every content word must be a service word or one of the scope's own, and at least one a service word.
+    Every content word must be a service word or one of the scope's own, and at least one a service word
+    that says when, where, how to reach or what it costs (`SERVICE_ANCHORS`), not only who comes.
     Asked in a scope's channel, such a question is about that scope: refusing "do you take cards?" at a
     bakery because cards are not baked there would be absurd, and the model answers it from the knowledge.
     """
     words = terms(clean)
     if not words or len(words) > 12 or not _ADDRESSED.search(clean.lower()):
         return False
-    service = [w for w in words if w in SERVICE_WORDS]
-    return bool(service) and all(w in SERVICE_WORDS or w in scope_vocabulary or _CLOCK.match(w) for w in words)
+    anchored = any(w in SERVICE_ANCHORS or (_CLOCK.match(w) and not w.isdigit()) for w in words)
+    return anchored and all(w in SERVICE_WORDS or w in scope_vocabulary or _CLOCK.match(w) for w in words)
