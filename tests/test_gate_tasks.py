@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.gate.normalize import normalize
-from bot.gate.tasks import SERVICE_WORDS, creative_request, service_question
+from bot.gate.tasks import SERVICE_WORDS, creative_request, other_place, service_question
 
 
 @pytest.mark.parametrize(
@@ -126,3 +126,50 @@ def test_the_topic_index_forgives_one_typo_in_longer_words() -> None:
     assert index.uses("daycar")  # one letter dropped
     assert not index.uses("tempo") and not index.uses("dog-walking")
     assert not index.uses("tast")  # four letters: exact only ("test" folds to itself, "tast" is not it)
+
+
+@pytest.mark.parametrize("text", ["hrs sunday?", "open today?", "closed on labor day?", "hours?"])
+def test_terse_hours_questions_are_service_questions(text: str) -> None:
+    assert service_question(normalize(text).clean, frozenset())
+
+
+@pytest.mark.parametrize("text", ["quiet hours?", "what time is it?", "happy hour?"])
+def test_terse_questions_about_something_else_are_not(text: str) -> None:
+    assert not service_question(normalize(text).clean, frozenset())
+
+
+LIBRARY_WORDS = frozenset({"library", "branch", "harbor", "recreation", "center", "book", "sale", "hour"})
+
+
+@pytest.mark.parametrize(
+    ("text", "place"),
+    [
+        ("When does the aquarium open on Saturdays?", "aquarium"),
+        ("What time does the post office close on Saturday?", "post office"),
+        ("Is Costco open on Easter?", "costco"),
+        ("What are the hours of the DMV office downtown?", "dmv office downtown"),
+        ("What time does the Fairview City Library close?", "fairview city library"),
+        ("aspen dental hours near me?", "aspen dental"),
+        ("Does Tractor Supply open on Sundays?", "tractor supply"),
+    ],
+)
+def test_other_places_are_named(text: str, place: str) -> None:
+    assert other_place(normalize(text).clean, LIBRARY_WORDS.__contains__, LIBRARY_WORDS) == place
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "When does the Harbor branch open?",
+        "What time does the main branch close on Sunday?",
+        "are you guys open on fridays",
+        "When do your doors open?",
+        "is the office open today",  # no word of its own: the classifier decides
+        "Is the rec center open?",  # "rec" abbreviates the scope's "recreation"
+        "library hours?",
+        "Can I rent a bike for a few hours?",  # not a question about a place's hours
+        "when does the book sale start",
+    ],
+)
+def test_the_scopes_own_places_are_not(text: str) -> None:
+    assert other_place(normalize(text).clean, LIBRARY_WORDS.__contains__, LIBRARY_WORDS) is None

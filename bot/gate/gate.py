@@ -32,7 +32,7 @@ from bot.gate.embed import DIM, Embedder, Vectors
 from bot.gate.harm import ScreenModels, load_models, views
 from bot.gate.normalize import Normalized, clean_text, normalize
 from bot.gate.rules import match_joined, match_rules
-from bot.gate.tasks import creative_request, service_question
+from bot.gate.tasks import creative_request, other_place, service_question
 from bot.gate.topic import ScopeIndex, build_indexes
 from bot.gate.wordlists import WordLists
 from bot.knowledge import Chunk, KnowledgeIndex
@@ -259,6 +259,12 @@ class ScopeGate:
             return GateResult(
                 "refuse", scope.name, f"a request for creative writing ({form}), which this scope does not do", 0.0,
                 rule="topic:creative",
+            )  # fmt: skip
+        place = other_place(norm.clean, index.uses, index.vocabulary)
+        if place is not None:
+            return GateResult(
+                "refuse", scope.name, f"about the hours of another place ({place!r}), not this scope's", 0.0,
+                rule="topic:other-place",
             )  # fmt: skip
         if service_question(norm.clean, index.vocabulary):
             return GateResult(

@@ -1,4 +1,10 @@
-"""Requests for a kind of work no scope does: poems, songs, stories, jokes.
+"""What a question asks for, before what it is about: creative work, another place's hours, plain service.
+
+Three screens the gate runs before the topic classifier:
+- `creative_request`: poems, songs, stories, jokes, refused whatever their subject (below);
+- `other_place`: the opening hours of a place that is not the scope's ("What time does Costco close?"),
+  refused, where the classifier would see only an hours question like the scope's own;
+- `service_question`: what anyone asks the organisation it is talking to ("is there parking?"), answered.
 
 A scoped bot answers questions about its use case. "Write a poem about my dog" shares the vet clinic's
 subject but not its purpose, and the topic classifier, which measures what a question is *about*, cannot
@@ -9,6 +15,7 @@ jokes whatever their subject. A scope that is about creative writing sets `creat
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from bot.knowledge import terms
 
@@ -56,13 +63,17 @@ def creative_request(folded: str) -> str | None:
 #: Words of the questions any organisation gets from the people it serves (beyond `service_questions.txt`'s
 #: own words): days, times, visits, contact, money, access. Only these and the scope's own vocabulary may
 #: appear in a question `service_question` accepts, so "when does the zoo open?" (zoo) never qualifies.
-_SERVICE_RAW = """
-    open opening close closing closed hour time today tonight tomorrow morning afternoon evening night noon
+_WHEN_RAW = """
+    open opening close closing closed hour hours hr hrs time today tonight tomorrow morning afternoon evening night noon
     midnight early late later now soon week weekend weekday day month year daily weekly monday tuesday
     wednesday thursday friday saturday sunday mon tue tues wed thu thur thurs fri sat sun am pm 1am 2am 3am 4am
     5am 6am 7am 8am 9am 10am 11am 12am 1pm 2pm 3pm 4pm 5pm 6pm 7pm 8pm 9pm 10pm 11pm 12pm
     holiday holidays christmas eve thanksgiving easter memorial labor independence 4th fourth july new years
     year's years halloween presidents columbus veterans juneteenth mlk
+"""
+_SERVICE_RAW = (
+    _WHEN_RAW
+    + """
     come coming stop drop walk walkin visit visiting stay wait waiting line queue busy crowded quiet there
     anyone anybody someone somebody person people staff human open-late appointment appointments booking
     reserve reservation schedule reschedule cancel cancellation available availability slot spot opening
@@ -80,6 +91,7 @@ _SERVICE_RAW = """
     real actual live agent representative manager supervisor human reception front desk office touch reach
     allowed allow
     """
+)
 #: Words that go with a service question but do not make one: who comes ("senior", "dogs") and filler.
 #: "do u have any senior dogs right now" is about the animals, not about visiting.
 _SERVICE_COMPANY = """
@@ -97,6 +109,9 @@ SERVICE_ANCHORS = frozenset(t for w in _SERVICE_RAW.split() for t in terms(w)) -
     t for w in _SERVICE_COMPANY.split() for t in terms(w)
 )
 SERVICE_WORDS = SERVICE_ANCHORS | frozenset(t for w in _SERVICE_COMPANY.split() for t in terms(w))
+_WHEN_WORDS = frozenset(t for w in _WHEN_RAW.split() for t in terms(w))
+#: Words that make a terse question, asked of no one, an hours question: "hrs sunday?", "open late tonight?".
+_HOURS_WORDS = frozenset({"hour", "hr", "hrs", "open", "opening", "close", "closing", "closed"})
 #: Numbers, times and dates ("7", "6:30", "10pm", "4th") say when, not what.
 _CLOCK = re.compile(r"^\d{1,4}(?:(?:st|nd|rd|th|am|pm|h)|(?::\d\d)?(?:am|pm)?)$")
 #: … and it must be asked of the organisation: "do you", "is there", "can I", "anyone there".
@@ -115,7 +130,79 @@ def service_question(clean: str, scope_vocabulary: frozenset[str]) -> bool:
     bakery because cards are not baked there would be absurd, and the model answers it from the knowledge.
     """
     words = terms(clean)
-    if not words or len(words) > 12 or not _ADDRESSED.search(clean.lower()):
+    if not words or len(words) > 12:
         return False
+    if not _ADDRESSED.search(clean.lower()):
+        # A terse "hrs sunday?" or "open today?" in the scope's channel is asked of it too.
+        return (
+            len(words) <= 3
+            and bool(_HOURS_WORDS.intersection(words))
+            and all(w in _WHEN_WORDS or _CLOCK.match(w) for w in words)
+        )
     anchored = any(w in SERVICE_ANCHORS or (_CLOCK.match(w) and not w.isdigit()) for w in words)
     return anchored and all(w in SERVICE_WORDS or w in scope_vocabulary or _CLOCK.match(w) for w in words)
+
+
+#: "When does the aquarium open?", "Is Costco open on Easter?", "hours of the DMV downtown": the hours of a
+#: named place. Group `p` is the place as the question names it.
+_PLACE_HOURS = (
+    re.compile(
+        r"\b(?:hours|hrs|opening\s+times|opening\s+hours)\s+(?:of|for|at)\s+(?P<p>.+?)"
+        r"(?:\s+(?:on|today|tonight|tomorrow|this|next|during|over|in)\b|[?.!,]|$)"
+    ),
+    re.compile(
+        r"^(?:(?:so|and|hey|hi|ok|okay|quick\s+question)[,!]?\s+)?(?:"
+        r"(?:when|what\s+time|what\s+days?|how\s+late|how\s+early|till\s+when|until\s+when)\s+"
+        r"(?:does|do|is|are|will|did)\s+(?P<a>.+?)\s+(?:open|close|closing|opening|shut|get\s+open)\b"
+        r"|(?:is|are|will|was)\s+(?P<b>.+?)\s+(?:open|closed|opened)\b"
+        r"|what\s+are\s+(?P<c>.+?)(?:'s|s')?\s+(?:opening\s+|business\s+)?(?:hours|hrs|times)\b"
+        r"|(?:does|do|will)\s+(?P<e>.+?)\s+(?:open|close)\s+(?:on|at|early|late|today|tonight|tomorrow|this|next)\b"
+        r")"
+    ),
+    # The whole question is "<place> hours [near me | today | on sunday …]?"
+    re.compile(
+        r"^(?P<f>[a-z][\w'&.-]*(?:\s+[a-z0-9][\w'&.-]*){0,3}?)(?:'s|s')?\s+(?:opening\s+)?(?:hours|hrs)"
+        r"(?:\s+(?:near\s+me|nearby|today|tonight|tomorrow|(?:on|this|next)\s+\w+))?\s*[?.!]*$"
+    ),
+)
+#: Places that are the organisation asked: "you", "it", "this place", "your front desk".
+_OWN_PLACE = re.compile(
+    r"^(?:you|u|ya|y'?all|it|they|we|this|that|here|there|everything|everyone)\b|\b(?:your|ur|our)\b"
+)
+_PLACE_PREPOSITION = re.compile(r"\s+(?:on|at|in|near|by|off|across|next|behind|downtown|uptown|nearby|around)\b.*$")
+#: Words that say where or which, not what: "the DMV office downtown", "the new gym".
+_PLACE_FILLER = frozenset(
+    {"local", "nearest", "closest", "new", "old", "main", "big", "little", "one", "place", "today"}
+)
+
+
+def other_place(clean: str, uses: Callable[[str], bool], vocabulary: frozenset[str] = frozenset()) -> str | None:
+    """The place a question about opening hours names, when that place is not the scope's own, else None.
+
+    `clean` is the normalized question; `uses(word)` says whether the scope's texts use a word, and
+    `vocabulary` is their words (for abbreviations: "rec" for "recreation"). Every word that names the place
+    must be the scope's: "When does the Harbor branch open?" is the library's own, "What time does the
+    Fairview City Library close?" and "the post office" are not. Service words ("office", "front desk") and
+    words that say which ("main", "nearest") do not count; a place with no other word ("the office") is not
+    judged.
+    """
+    text = clean.lower().strip()
+    match = next((m for m in (p.search(text) for p in _PLACE_HOURS) if m is not None), None)
+    if match is None:
+        return None
+    place = next(g for g in match.groups() if g is not None).strip(" ,")
+    place = re.sub(r"^(?:the|a|an)\s+", "", place)
+    if not place or _OWN_PLACE.search(place):
+        return None
+    head_phrase = _PLACE_PREPOSITION.sub("", place)
+    words = [w for w in terms(head_phrase) if w not in SERVICE_WORDS and w not in _PLACE_FILLER and not _CLOCK.match(w)]
+    if not words or all(_names_own(w, uses, vocabulary) for w in words):
+        return None
+    return place
+
+
+def _names_own(word: str, uses: Callable[[str], bool], vocabulary: frozenset[str]) -> bool:
+    """Whether the scope's texts use `word`, or a word it abbreviates ("rec" for "recreation")."""
+    if uses(word):
+        return True
+    return len(word) >= 3 and any(v.startswith(word) for v in vocabulary)
