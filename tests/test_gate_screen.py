@@ -179,16 +179,18 @@ def test_heldout_rates_do_not_regress(embedder: Embedder) -> None:
     assert rate["block"] >= 0.98
 
 
-@pytest.mark.parametrize(("name", "scope"), [("unseen", "housing"), ("unseen2", "shelter")])
+@pytest.mark.parametrize(("name", "scope"), [("unseen", "housing"), ("unseen2", "shelter"), ("unseen3", "zoo")])
 def test_unseen_scopes_rates_do_not_regress(embedder: Embedder, name: str, scope: str) -> None:
-    # Six scopes each that nobody tuned on (tests/data/gate/unseen*.toml), unseen.jsonl with questions that
-    # share a scope's words but not its purpose ("hard_negative"): floors a little under the measured rates
-    # (README "Scope gate").
+    # Six scopes each that nobody tuned on (tests/data/gate/unseen*.toml), unseen.jsonl and unseen3.jsonl with
+    # questions that share a scope's words but not its purpose ("hard_negative"): floors a little under the
+    # lowest measured rates (README "Scope gate").
     kinds = {k: ok / n for k, (ok, n) in _report(embedder, name, scope).by_kind.items()}
     assert kinds["in_scope"] >= 0.9
     assert kinds["in_scope_generic"] >= 0.85
     assert kinds["off_topic"] >= 0.95
-    assert kinds["other_scope"] >= 0.93
+    assert kinds["other_scope"] >= 0.9
+    if "hard_negative" in kinds:
+        assert kinds["hard_negative"] >= 0.35
 
 
 def test_hours_of_other_places_are_refused(embedder: Embedder) -> None:
