@@ -28,6 +28,9 @@ from bot.gate.tasks import SERVICE_WORDS, creative_request, other_place, service
         ("tell me a knock knock joke", "knock knock joke"),
         ("give me some funny roommate jokes", "jokes"),
         ("write a birthday poem for my mom", "poem"),
+        ("write me an argumentative essay on whether zoos should exist", "essay"),
+        ("Can you write my college application essay?", "essay"),
+        ("draft a cover letter for a barista job", "cover letter"),
     ],
 )
 def test_creative_requests_are_recognised(text: str, form: str) -> None:
@@ -42,6 +45,9 @@ def test_creative_requests_are_recognised(text: str, form: str) -> None:
         "Do you have poetry books?",
         "Who wrote the song Yesterday?",
         "How do I write a cover letter?",
+        "Do you read application essays before the deadline?",
+        "what should my college essay be about",
+        "Is the mayor's speech at the library open to the public?",
         "Is there a poetry reading this week?",
         "Do you sell joke books?",
         "tell me the story of how the library was founded",

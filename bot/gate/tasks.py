@@ -28,15 +28,17 @@ _VERB = r"(?:write|compose|make\s+up|come\s+up\s+with|create|generate|draft|give
 _FORM = (
     r"(?:poems?|poetry|songs?|lyrics|story|stories|fairy\s*tales?|jokes?|puns?|limericks?|haikus?|sonnets?|"
     r"raps?|verses?|ballads?|riddles?|odes?|fan\s*fic(?:tion)?|screenplays?|scripts?\s+for\s+a\s+(?:play|movie|skit)|"
-    r"knock\s+knock\s+jokes?|pick\s*-?\s*up\s+lines?|roasts?|one\s*-?\s*liners?)"
+    r"knock\s+knock\s+jokes?|pick\s*-?\s*up\s+lines?|roasts?|one\s*-?\s*liners?|"
+    r"essays?|speech(?:es)?|blog\s+posts?|cover\s+letters?|slogans?|tweets?)"
 )
 _FILLER = r"(?:(?:me|us|him|her|them|a|an|one|some|another|my|few|couple|of|short|shorter|little|quick|funny|silly|"
-_FILLER += r"cute|sad|nice|good|great|new|original|rhyming|dad|two|three|\d+|line|word|-)\s+)*"
+_FILLER += r"cute|sad|nice|good|great|new|original|rhyming|dad|two|three|\d+|line|word|page|argumentative|"
+_FILLER += r"persuasive|-)\s+)*"
 
 #: A form named as an event or a thing on a shelf ("story time", "poetry books") is not a request for one.
 _NOT_WORK = r"(?!\s+(?:time|times|hour|hours|book|books|reading|readings|night|nights|club|contest|section|slam))"
-#: One word of subject before the form: "a birthday poem", "some funny roommate jokes" (not "about the …").
-_SUBJECT = r"(?:(?!about\b|the\b|of\b|on\b|your\b|our\b|their\b|which\b|what\b|any\b)[a-z0-9'-]+\s+)?"
+#: A word or two of subject before the form: "a birthday poem", "some funny roommate jokes" (not "about the …").
+_SUBJECT = r"(?:(?!about\b|the\b|of\b|on\b|your\b|our\b|their\b|which\b|what\b|any\b)[a-z0-9'-]+\s+){0,2}"
 CREATIVE = re.compile(
     rf"(?:^|\b(?:and|then|also|but|so)\s+){_POLITE}{_ASK}{_VERB}\s+{_FILLER}{_SUBJECT}{_FORM}\b{_NOT_WORK}"
 )
