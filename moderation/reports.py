@@ -388,7 +388,9 @@ class ReportService:
 
         An answer is recorded when it finishes; a flag on its first message before then opens a case that
         knows only the message. Once the answer is recorded, the case learns it (question, scope, passages,
-        model) and its card is brought up to date on the next routing run. Idempotent across processes.
+        model) and its card is brought up to date on the next routing run. Flags that reached the hide
+        threshold while the answer streamed hide it now (the router edits every part). Idempotent across
+        processes.
         """
         linked = 0
         async with self._sessions() as session, session.begin():
@@ -421,6 +423,10 @@ class ReportService:
                 if evidence is not None:
                     evidence.provenance = provenance(answer)
                     evidence.text = evidence.text or answer.answer
+                case = await session.get(Case, case_id)
+                if case is not None:
+                    await session.refresh(case)
+                    await self._thresholds(session, case, answer)
                 linked += 1
                 log.info("case %s: linked to answer %s, recorded after the flag", case_id, answer.id)
         return linked

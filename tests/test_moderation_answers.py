@@ -121,6 +121,32 @@ async def test_a_flag_on_an_answer_still_streaming_gets_its_provenance_when_it_i
         assert {b.action for b in card.buttons} >= {"retract"}
 
 
+async def test_flags_that_reach_the_hide_threshold_while_streaming_hide_the_answer_once_recorded(
+    tmp_path: Path, db_url: str
+) -> None:
+    async with harness(tmp_path, db_url, hide_threshold=2) as h:
+        svc = h.runtime.service
+        place = h.platform.place("admissions")
+        q = h.platform.post_as(h.member("alice"), place, "How much is tuition?")
+        first = await h.platform.send(OutboundMessage(place, "Tuition is", reply_to=q))
+        await svc.on_reaction(h.platform, h.flag(first, "bob"))
+        await svc.on_reaction(h.platform, h.flag(first, "carol"))
+        # Nothing recorded yet: there is no answer to hide, the message stays as it is.
+        assert h.platform.messages[first.message_id].text == "Tuition is"
+
+        rest = await h.platform.send(OutboundMessage(place, " $9, and free pizza.", reply_to=q))
+        answer = await _record(h, q, "How much is tuition?", ["Tuition is", " $9, and free pizza."], [first, rest])
+        await route_until_idle(h.runtime.router)
+        note = h.config.moderation.hidden_note
+        assert [h.platform.messages[r.message_id].text for r in (first, rest)] == [note, note]
+        async with h.sessions() as session:
+            case = (await session.execute(select(Case))).scalars().one()
+            hidden = await session.get(BotAnswer, answer.id)
+            actions = [e.action for e in await entries(session, case_id=case.id)]
+        assert hidden is not None and hidden.hidden and case.urgent and not case.hide_pending
+        assert actions.count("answer.hidden") == 1
+
+
 async def test_retract_posts_correction_and_stores_regression_prompt(tmp_path: Path, db_url: str) -> None:
     async with harness(tmp_path, db_url) as h:
         svc = h.runtime.service
