@@ -37,6 +37,8 @@ def _short(text: str, limit: int) -> str:
 
 def status_line(case: Case) -> str:
     """The case's state as moderators read it."""
+    if case.state == CaseState.RESOLVED and case.resolution == "merged":
+        return "merged: these flags are on another card, the case of the whole answer"
     if case.state == CaseState.RESOLVED:
         return f"resolved: {case.resolution} by {case.resolved_by_name or case.resolved_by_id}"
     if case.claimed_by_id:

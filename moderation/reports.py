@@ -426,10 +426,87 @@ class ReportService:
                 case = await session.get(Case, case_id)
                 if case is not None:
                     await session.refresh(case)
+                    if answer.answer_key and case.message_key != answer.answer_key:
+                        # Flagged on a later part: the answer's other flags must find this case.
+                        case = await self._onto_answer_key(session, case, answer.answer_key)
                     await self._thresholds(session, case, answer)
                 linked += 1
                 log.info("case %s: linked to answer %s, recorded after the flag", case_id, answer.id)
         return linked
+
+    async def _onto_answer_key(self, session: AsyncSession, case: Case, answer_key: str) -> Case:
+        """Key a case filed on a later part of an answer by the answer, as if the flag had come after it.
+
+        With no case on the answer yet, the case is re-keyed. With one (the first part was flagged too while
+        the answer streamed), this case's reports move to it, one per reporter, and this case is closed as
+        merged: the moderator sees one card for the answer. Returns the case that now holds the reports.
+        """
+        assert case.id is not None
+        target = await session.scalar(select(Case).where(Case.message_key == answer_key))
+        if target is None:
+            await session.execute(update(Report).where(col(Report.case_id) == case.id).values(message_key=answer_key))
+            await session.execute(
+                update(Case)
+                .where(col(Case.id) == case.id)
+                .values(message_key=answer_key, message_id=answer_key.rsplit(":", 1)[1])
+            )
+            await session.refresh(case)
+            return case
+        assert target.id is not None
+        reports = (await session.scalars(select(Report).where(Report.case_id == case.id))).all()
+        moved = 0
+        for report in reports:
+            reporter = Actor(platform=report.reporter_platform, user_id=report.reporter_id)
+            if await self._already_reported(session, answer_key, reporter):
+                await session.delete(report)
+            else:
+                report.case_id, report.message_key = target.id, answer_key
+                moved += 1
+        await session.flush()
+        totals = (
+            await session.execute(
+                select(func.count(col(Report.id)), func.coalesce(func.sum(Report.weight), 0.0)).where(
+                    Report.case_id == target.id
+                )
+            )
+        ).one()
+        await session.execute(
+            update(Case)
+            .where(col(Case.id) == target.id)
+            .values(reporters=totals[0], score=totals[1], revision=Case.revision + 1, dirty=True)
+        )
+        now = utcnow()
+        await session.execute(
+            update(Case)
+            .where(col(Case.id) == case.id)
+            .values(
+                state=CaseState.RESOLVED,
+                resolution="merged",
+                resolved_by_id=SYSTEM.user_id,
+                resolved_by_name=SYSTEM.display_name,
+                resolved_at=now,
+                reporters=0,
+                score=0.0,
+                urgent=False,
+                hide_pending=False,
+                ping_pending=False,
+                revision=Case.revision + 1,
+                dirty=True,
+            )
+        )
+        audit(
+            session,
+            actor=SYSTEM,
+            action="case.merged",
+            case_id=case.id,
+            scope=case.scope,
+            note=f"flags on a later part of answer merged into case {target.id} ({moved} report(s) moved)",
+            detail={"into": target.id, "moved": moved},
+            at=now,
+        )
+        await session.refresh(target)
+        log.info("case %s: merged into case %s, which holds the answer's flags", case.id, target.id)
+        return target
 
     async def hide_answer(self, platform: Platform, *, case_id: int) -> bool:
         """Edit every part of a hidden answer to the hidden note; True when done (else the router retries)."""

@@ -22,7 +22,10 @@ async def queue_stats(session: AsyncSession) -> dict[str, Any]:
     spans = (
         await session.execute(
             select(Case.opened_at, Case.resolved_at).where(
-                Case.state == CaseState.RESOLVED, col(Case.resolved_at).is_not(None)
+                Case.state == CaseState.RESOLVED,
+                col(Case.resolved_at).is_not(None),
+                # A case merged into its answer's case was not reviewed: it would shorten the median.
+                col(Case.resolution).is_distinct_from("merged"),
             )
         )
     ).all()

@@ -16,6 +16,7 @@ from moderation.audit import entries
 from moderation.models import Case, CaseEvidence, RegressionExample
 from moderation.regressions import regression_prompts, regression_rows, replay_regressions
 from moderation.router import route_until_idle
+from moderation.stats import queue_stats
 from tests.moderation_support import Harness, harness
 
 
@@ -145,6 +146,59 @@ async def test_flags_that_reach_the_hide_threshold_while_streaming_hide_the_answ
             actions = [e.action for e in await entries(session, case_id=case.id)]
         assert hidden is not None and hidden.hidden and case.urgent and not case.hide_pending
         assert actions.count("answer.hidden") == 1
+
+
+async def test_flags_on_two_parts_of_a_streaming_answer_end_up_on_one_case(tmp_path: Path, db_url: str) -> None:
+    async with harness(tmp_path, db_url, hide_threshold=3) as h:
+        svc = h.runtime.service
+        place = h.platform.place("admissions")
+        q = h.platform.post_as(h.member("alice"), place, "How much is tuition?")
+        first = await h.platform.send(OutboundMessage(place, "Tuition is $9,", reply_to=q))
+        second = await h.platform.send(OutboundMessage(place, " and free pizza.", reply_to=q))
+        # While the answer streams each part is its own message, so each opens its own case.
+        await svc.on_reaction(h.platform, h.flag(first, "bob"))
+        await svc.on_reaction(h.platform, h.flag(second, "bob"))
+        await svc.on_reaction(h.platform, h.flag(second, "carol"))
+        await route_until_idle(h.runtime.router)
+        assert len(h.platform.cards) == 2
+
+        await _record(h, q, "How much is tuition?", ["Tuition is $9,", " and free pizza."], [first, second])
+        await route_until_idle(h.runtime.router)
+        async with h.sessions() as session:
+            cases = {c.message_key: c for c in (await session.execute(select(Case))).scalars()}
+            merged = cases[second.key]
+            actions = [e.action for e in await entries(session, case_id=merged.id)]
+            stats = await queue_stats(session)
+        answer_case = cases[first.key]
+        # bob counts once: two distinct reporters on the answer's case, none left on the merged one.
+        assert (answer_case.reporters, answer_case.state) == (2, "routed")
+        assert (merged.state, merged.resolution, merged.reporters) == ("resolved", "merged", 0)
+        assert "case.merged" in actions
+        assert stats["resolved"] == 0 and stats["open_cases"] == 1  # merging is not a review
+        cards = {c.case_id: c for c in h.platform.cards.values()}
+        assert cards[merged.id].status.startswith("merged") and not cards[merged.id].buttons
+        assert dict(cards[answer_case.id].fields)["Reporters"].startswith("2 ")
+        # A third reporter on either part reaches the hide threshold of the whole answer.
+        await svc.on_reaction(h.platform, h.flag(second, "dave"))
+        note = h.config.moderation.hidden_note
+        assert [h.platform.messages[r.message_id].text for r in (first, second)] == [note, note]
+
+
+async def test_a_case_on_a_later_part_becomes_the_answers_case(tmp_path: Path, db_url: str) -> None:
+    async with harness(tmp_path, db_url) as h:
+        svc = h.runtime.service
+        place = h.platform.place("admissions")
+        q = h.platform.post_as(h.member("alice"), place, "How much is tuition?")
+        first = await h.platform.send(OutboundMessage(place, "Tuition is $9,", reply_to=q))
+        second = await h.platform.send(OutboundMessage(place, " and free pizza.", reply_to=q))
+        await svc.on_reaction(h.platform, h.flag(second, "bob"))
+        await _record(h, q, "How much is tuition?", ["Tuition is $9,", " and free pizza."], [first, second])
+        await route_until_idle(h.runtime.router)
+        await svc.on_reaction(h.platform, h.flag(first, "carol"))
+        await svc.on_reaction(h.platform, h.flag(first, "bob"))  # bob already flagged the answer: no-op
+        async with h.sessions() as session:
+            case = (await session.execute(select(Case))).scalars().one()
+        assert case.message_key == first.key and case.reporters == 2
 
 
 async def test_retract_posts_correction_and_stores_regression_prompt(tmp_path: Path, db_url: str) -> None:
