@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
@@ -23,6 +26,9 @@ from moderation.views import audit_line, case_line, case_record, case_text, list
 
 log = logging.getLogger(__name__)
 
+#: How often every active time-out is re-read (so that they hold through a database outage).
+MUTE_SNAPSHOT_SECONDS = 30.0
+
 
 class ModerationService:
     """Implements the dispatcher's `Moderation` protocol over the report, action and router services."""
@@ -41,6 +47,9 @@ class ModerationService:
         self._config = config
         self._sessions = sessions
         self._watch = watch or DatabaseWatch()
+        #: Every active time-out as last read, for questions asked while the database is unreachable.
+        self._mutes: dict[tuple[str, str, str], datetime] = {}
+        self._mutes_read_at = -math.inf
         self.reports = reports
         self.actions = actions
         self.effects = effects
@@ -95,28 +104,51 @@ class ModerationService:
     async def is_muted(self, actor: Actor, place: Place) -> bool:
         """Whether a moderator's time-out, kept by the bot itself, covers `actor` now.
 
-        Unknown while the database is unreachable: then nobody counts as timed out, because answering a
-        timed-out member for the length of an outage is better than answering nobody.
+        Read from the database on every question, so a time-out set by any process holds at once. While the
+        database is unreachable the time-outs it held when last read still hold (every active one is
+        re-read at most every `MUTE_SNAPSHOT_SECONDS`); one set during the outage cannot be known.
         """
+        key = (actor.platform, place.workspace, actor.user_id)
         if self._watch.down:
-            return False
+            return self._remembered(key)
+        now = utcnow()
         try:
             async with self._sessions() as session:
-                found = await session.scalar(
-                    select(Mute.id)
+                if time.monotonic() - self._mutes_read_at >= MUTE_SNAPSHOT_SECONDS:
+                    rows = (
+                        await session.execute(
+                            select(Mute.platform, Mute.workspace, Mute.user_id, Mute.until).where(col(Mute.until) > now)
+                        )
+                    ).all()
+                    snapshot: dict[tuple[str, str, str], datetime] = {}
+                    for platform, workspace, user_id, ends in rows:
+                        who = (platform, workspace, user_id)
+                        snapshot[who] = max(ends, snapshot.get(who, ends))
+                    self._mutes, self._mutes_read_at = snapshot, time.monotonic()
+                until = await session.scalar(
+                    select(Mute.until)
                     .where(
                         Mute.platform == actor.platform,
                         Mute.workspace == place.workspace,
                         Mute.user_id == actor.user_id,
-                        col(Mute.until) > utcnow(),
+                        col(Mute.until) > now,
                     )
+                    .order_by(col(Mute.until).desc())
                     .limit(1)
                 )
         except Exception as e:
             if not self._watch.lost(e, during="checking time-outs"):
                 raise
-            return False
-        return found is not None
+            return self._remembered(key)
+        if until is None:
+            self._mutes.pop(key, None)
+        else:
+            self._mutes[key] = until
+        return until is not None
+
+    def _remembered(self, key: tuple[str, str, str]) -> bool:
+        until = self._mutes.get(key)
+        return until is not None and until > utcnow()
 
     async def _card_place(self, case_id: int, platform: Platform) -> Place:
         async with self._sessions() as session:

@@ -6,8 +6,10 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 
+from bot.db import create_engine
 from bot.events import Place, PlatformError
 from bot.gate.overlay import ScopeAdmin
 from bot.scopes import ScopeRegistry
@@ -83,6 +85,28 @@ async def test_timeout_without_platform_support_mutes_the_member_for_the_bot(tmp
             trail = [e.action for e in await entries(session, case_id=case_id)]
         assert not await h.runtime.service.is_muted(h.member("alice"), h.platform.place("admissions"))
         assert trail[-2:] == ["case.timeout", "member.muted"]
+
+
+async def test_time_outs_known_before_a_database_outage_hold_during_it(tmp_path: Path, db_url: str) -> None:
+    platform = NoTimeoutPlatform(moderators={"mod"})
+    async with harness(tmp_path, db_url, platform=platform) as h:
+        case_id = await _flagged(h)
+        await _act(h, "mod", case_id, "timeout", "30m")
+        svc = h.runtime.service
+        admissions = h.platform.place("admissions")
+        # bob is asked about first: the bot has read every active time-out, alice's included.
+        assert not await svc.is_muted(h.member("bob"), admissions)
+        # The database goes away (a server nobody listens on: connections are refused).
+        dead = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+        svc._sessions = async_sessionmaker(dead, expire_on_commit=False)
+        try:
+            assert await svc.is_muted(h.member("alice"), admissions)
+            assert svc._watch.down
+            assert await svc.is_muted(h.member("alice"), admissions)  # known down: no new attempt needed
+            assert not await svc.is_muted(h.member("bob"), admissions)
+            assert not await svc.is_muted(h.member("alice"), Place("memory", "w2", "general"))
+        finally:
+            await dead.dispose()
 
 
 async def test_bad_timeout_and_missing_phrase_are_explained(tmp_path: Path, db_url: str) -> None:
