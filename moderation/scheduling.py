@@ -44,12 +44,31 @@ def scheduled_job() -> None:
     raise RuntimeError("moderation jobs run through LoopExecutor, not directly")
 
 
+#: asyncpg's connection options that libpq (psycopg) spells differently; asyncpg-only ones are dropped.
+_LIBPQ_NAMES = {"ssl": "sslmode", "timeout": "connect_timeout"}
+_ASYNCPG_ONLY = ("command_timeout", "prepared_statement_cache_size", "prepared_statement_name_func")
+_SSL_FLAGS = {"true": "require", "1": "require", "false": "disable", "0": "disable"}
+
+
 def sync_url(url: str) -> str:
-    """The synchronous driver URL APScheduler's job store needs, for the bot's async URL."""
+    """The synchronous driver URL APScheduler's job store needs, for the bot's async URL.
+
+    For PostgreSQL the options asyncpg reads from the URL are turned into libpq's: `ssl=require` becomes
+    `sslmode=require` (`true`/`false` too), `timeout` becomes `connect_timeout`, and the options only
+    asyncpg knows (`command_timeout`, statement cache settings) are left out, so the job store connects
+    the same way the bot does.
+    """
     if url.startswith("sqlite+aiosqlite:"):
         return "sqlite:" + url.removeprefix("sqlite+aiosqlite:")
     if url.startswith("postgresql+asyncpg:"):
-        return "postgresql+psycopg:" + url.removeprefix("postgresql+asyncpg:")
+        parsed = sqlalchemy.engine.make_url(url)
+        query: dict[str, str | tuple[str, ...]] = {}
+        for name, value in parsed.query.items():
+            if name in _ASYNCPG_ONLY:
+                continue
+            ssl_flag = _SSL_FLAGS.get(value.lower()) if name == "ssl" and isinstance(value, str) else None
+            query[_LIBPQ_NAMES.get(name, name)] = ssl_flag or value
+        return parsed.set(drivername="postgresql+psycopg", query=query).render_as_string(hide_password=False)
     raise ValueError(f"no synchronous driver known for {url.split(':', 1)[0]}")
 
 
@@ -60,7 +79,10 @@ def job_store(url: str, *, watch: DatabaseWatch | None = None, retry: float = 10
     target = sync_url(url)
     # No pool: a connection per job-store call (a few per router run), closed on the scheduler thread
     # itself, so nothing is left open when the scheduler shuts down mid-call.
-    connect_args = {"timeout": 30} if target.startswith("sqlite") else {"connect_timeout": 10}
+    if target.startswith("sqlite"):
+        connect_args: dict[str, Any] = {"timeout": 30}
+    else:
+        connect_args = {} if "connect_timeout=" in target else {"connect_timeout": 10}
     engine = sqlalchemy.create_engine(target, connect_args=connect_args, poolclass=NullPool)
     return SteadyJobStore(engine=engine, watch=watch or DatabaseWatch(), retry=retry)
 
