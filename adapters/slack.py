@@ -75,7 +75,6 @@ class SlackAdapter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._response_urls: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
-        self._unpostable: set[str] = set()
         #: The bot's health document for GET /healthz in HTTP mode; the app sets it (`bot.ops`).
         self.health: HealthCheck | None = None
 
@@ -332,11 +331,9 @@ class SlackAdapter:
             args = cards.card_args(card)
             resp = await self._call("chat.postMessage", where, self.client.chat_postMessage(**args))
         except PlatformError as e:
-            if not e.retryable and channel not in self._unpostable:
-                self._unpostable.add(channel)
-                log.error("slack: cannot post review cards to channel %s: %s", channel, e)
+            # The router tells the operator, once, what to fix (`report_problem`); this is the detail.
+            log.debug("slack: cannot post review cards to channel %s: %s", channel, e)
             raise
-        self._unpostable.discard(channel)
         return edge.sent_ref(card.place, resp.data if isinstance(resp.data, dict) else {}, thread=None)
 
     async def find_review_card(self, place: Place, case_id: int) -> MessageRef | None:

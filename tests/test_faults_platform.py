@@ -156,6 +156,8 @@ async def test_slack_reviewer_channel_500_429_hang_and_deletion_delay_cards_but_
             assert "CREV" in case.last_error and "channel_not_found" in case.last_error
             assert await mod.problems() == ["channel:slack:T0TEAM:CREV"]
             assert len(logged(caplog.records, "moderation: cannot post review cards to channel CREV")) == 1
+            told = logged(caplog.records, "cannot post review cards to channel CREV", level=logging.ERROR)
+            assert len(told) == 1, "the operator is told once, by the router"
             assert (await mod.after_backoff(case_id)).posted == 1, "posted once the channel is back"
             assert len(slack_cards(slack, case_id)) == 1
             assert await mod.problems() == [], "fixed: a later problem is reported again"
