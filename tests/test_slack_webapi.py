@@ -121,16 +121,17 @@ async def test_review_card_is_posted_then_updated_in_place(served: Served) -> No
     assert again != ref and slack.message("CREV", again.message_id) is not None
 
 
-async def test_unpostable_reviewer_channel_is_reported_once(served: Served, caplog: pytest.LogCaptureFixture) -> None:
+async def test_unpostable_reviewer_channel_says_what_to_do(served: Served, caplog: pytest.LogCaptureFixture) -> None:
     a, slack = served.adapter, served.slack
-    caplog.set_level(logging.ERROR, logger="adapters.slack")
+    caplog.set_level(logging.DEBUG, logger="adapters.slack")
     slack.fail("chat.postMessage", Failure(error="not_in_channel"), times=2)
     for case_id in (1, 2):
         with pytest.raises(PlatformError) as e:
             await a.post_review_card(card(case_id))
-        assert not e.value.retryable
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1 and "CREV" in errors[0] and "/invite" in errors[0]
+        # Not retryable, and the error names the fix; the router reports it to the operator once
+        # (tests/test_faults_platform.py), so the adapter adds no ERROR of its own.
+        assert not e.value.retryable and "/invite" in str(e.value)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_private_replies_use_response_url_then_ephemeral_then_dm(served: Served) -> None:
