@@ -148,13 +148,25 @@ async def test_flags_that_reach_the_hide_threshold_while_streaming_hide_the_answ
         assert actions.count("answer.hidden") == 1
 
 
+async def _two_parts(h: Harness) -> tuple[MessageRef, MessageRef, MessageRef]:
+    """A question and the first two parts of an answer still streaming (nothing recorded yet)."""
+    place = h.platform.place("admissions")
+    q = h.platform.post_as(h.member("alice"), place, "How much is tuition?")
+    first = await h.platform.send(OutboundMessage(place, "Tuition is $9,", reply_to=q))
+    second = await h.platform.send(OutboundMessage(place, " and free pizza.", reply_to=q))
+    return q, first, second
+
+
+async def _record_two(h: Harness, q: MessageRef, first: MessageRef, second: MessageRef) -> None:
+    """The answer of `_two_parts` finishes: it is recorded and the router runs."""
+    await _record(h, q, "How much is tuition?", ["Tuition is $9,", " and free pizza."], [first, second])
+    await route_until_idle(h.runtime.router)
+
+
 async def test_flags_on_two_parts_of_a_streaming_answer_end_up_on_one_case(tmp_path: Path, db_url: str) -> None:
     async with harness(tmp_path, db_url, hide_threshold=3) as h:
         svc = h.runtime.service
-        place = h.platform.place("admissions")
-        q = h.platform.post_as(h.member("alice"), place, "How much is tuition?")
-        first = await h.platform.send(OutboundMessage(place, "Tuition is $9,", reply_to=q))
-        second = await h.platform.send(OutboundMessage(place, " and free pizza.", reply_to=q))
+        q, first, second = await _two_parts(h)
         # While the answer streams each part is its own message, so each opens its own case.
         await svc.on_reaction(h.platform, h.flag(first, "bob"))
         await svc.on_reaction(h.platform, h.flag(second, "bob"))
@@ -162,8 +174,7 @@ async def test_flags_on_two_parts_of_a_streaming_answer_end_up_on_one_case(tmp_p
         await route_until_idle(h.runtime.router)
         assert len(h.platform.cards) == 2
 
-        await _record(h, q, "How much is tuition?", ["Tuition is $9,", " and free pizza."], [first, second])
-        await route_until_idle(h.runtime.router)
+        await _record_two(h, q, first, second)
         async with h.sessions() as session:
             cases = {c.message_key: c for c in (await session.execute(select(Case))).scalars()}
             merged = cases[second.key]
@@ -187,13 +198,9 @@ async def test_flags_on_two_parts_of_a_streaming_answer_end_up_on_one_case(tmp_p
 async def test_a_case_on_a_later_part_becomes_the_answers_case(tmp_path: Path, db_url: str) -> None:
     async with harness(tmp_path, db_url) as h:
         svc = h.runtime.service
-        place = h.platform.place("admissions")
-        q = h.platform.post_as(h.member("alice"), place, "How much is tuition?")
-        first = await h.platform.send(OutboundMessage(place, "Tuition is $9,", reply_to=q))
-        second = await h.platform.send(OutboundMessage(place, " and free pizza.", reply_to=q))
+        q, first, second = await _two_parts(h)
         await svc.on_reaction(h.platform, h.flag(second, "bob"))
-        await _record(h, q, "How much is tuition?", ["Tuition is $9,", " and free pizza."], [first, second])
-        await route_until_idle(h.runtime.router)
+        await _record_two(h, q, first, second)
         await svc.on_reaction(h.platform, h.flag(first, "carol"))
         await svc.on_reaction(h.platform, h.flag(first, "bob"))  # bob already flagged the answer: no-op
         async with h.sessions() as session:
