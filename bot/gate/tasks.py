@@ -146,7 +146,7 @@ def service_question(clean: str, scope_vocabulary: frozenset[str]) -> bool:
 
 
 #: "When does the aquarium open?", "Is Costco open on Easter?", "hours of the DMV downtown": the hours of a
-#: named place. Group `p` is the place as the question names it.
+#: named place. The one named group that matches is the place as the question names it.
 _PLACE_HOURS = (
     re.compile(
         r"\b(?:hours|hrs|opening\s+times|opening\s+hours)\s+(?:of|for|at)\s+(?P<p>.+?)"
