@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from bot.config import DATABASE_URL_ENV, ConfigError, load_config
+from tests.cli_support import run_scopebot
 from tests.conftest import ROOT
 
 
@@ -123,14 +122,7 @@ def test_missing_file_says_how_to_start() -> None:
 def test_cli_exits_2_with_one_line_and_no_traceback(tmp_path: Path, broken: str) -> None:
     path = tmp_path / "scopebot.toml"
     path.write_text(broken, encoding="utf-8")
-    proc = subprocess.run(
-        [sys.executable, "-m", "bot", "run", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    proc = run_scopebot("run", "--config", str(path), timeout=120)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr

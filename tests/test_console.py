@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import sqlite3
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,30 +14,17 @@ import pytest
 from adapters.console import ConsoleAdapter
 from adapters.console_edge import Post, Problem, Session, parse_line
 from bot.events import FLAG, CardAction, CommandInvoked, Event, MessageRef, OutboundMessage, Place, ReactionAdded
+from tests.cli_support import run_scopebot
 from tests.conftest import ROOT
 
 
-def scopebot(args: list[str], stdin: str, cwd: Path, *, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for var in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DISCORD_TOKEN", "SCOPEBOT_DATABASE_URL"):
-        env.pop(var, None)
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
-
-
 def test_readme_acceptance_answers_from_passages_and_refuses(tmp_path: Path) -> None:
-    proc = scopebot(
-        ["run", "--config", str(ROOT / "scopebot.example.toml")],
-        "What is the tuition?\nWrite me a poem about the sea\n",
-        tmp_path,
+    proc = run_scopebot(
+        "run",
+        "--config",
+        str(ROOT / "scopebot.example.toml"),
+        stdin="What is the tuition?\nWrite me a poem about the sea\n",
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.splitlines()
@@ -65,8 +49,8 @@ def test_hostile_messages_with_the_tiny_model_get_replies_and_no_crash(tmp_path:
     script = "".join(
         ["😀🎉🔥👍" * 40 + "\n", "中" * 5000 + "\n", ("tuition " * 12_500)[:100_000] + "\n", "What is the tuition?\n"]
     )
-    proc = scopebot(
-        ["run", "--config", str(ROOT / "scopebot.example.toml"), "--model", str(tiny_gguf)], script, tmp_path
+    proc = run_scopebot(
+        "run", "--config", str(ROOT / "scopebot.example.toml"), "--model", str(tiny_gguf), stdin=script, cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     replies = [line for line in proc.stdout.splitlines() if line.startswith("[") and " dm scopebot ↳[" in line]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from bot import db
 from bot.schema import metadata
 from moderation.audit import SYSTEM, audit
-from tests.conftest import ROOT
+from tests.cli_support import run_scopebot
 
 
 def _diff(conn: Connection) -> list[object]:
@@ -89,38 +87,16 @@ async def test_unreachable_database_is_a_clear_error() -> None:
 
 def test_cli_db_upgrade_and_current(write_config: Callable[..., Path], tmp_path: Path) -> None:
     cfg = write_config()
-    run = [sys.executable, "-m", "bot"]
-    up = subprocess.run(
-        [*run, "db", "upgrade", "--config", str(cfg)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    up = run_scopebot("db", "upgrade", "--config", str(cfg), timeout=120)
     assert up.returncode == 0, up.stderr
     assert f"is at revision {db.head_revision()}" in up.stdout
-    cur = subprocess.run(
-        [*run, "db", "current", "--config", str(cfg)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    cur = run_scopebot("db", "current", "--config", str(cfg), timeout=120)
     assert "up to date" in cur.stdout
 
 
 def test_cli_reports_a_dead_database_in_one_line(write_config: Callable[..., Path]) -> None:
     cfg = write_config(db_url="postgresql+asyncpg://nobody:hunter2@127.0.0.1:1/none")
-    proc = subprocess.run(
-        [sys.executable, "-m", "bot", "db", "upgrade", "--config", str(cfg)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    proc = run_scopebot("db", "upgrade", "--config", str(cfg), timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.startswith("scopebot: error: cannot open the database")
     assert "hunter2" not in proc.stderr

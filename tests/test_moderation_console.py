@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.cli_support import run_scopebot
 from tests.conftest import ROOT
 from tests.moderation_support import write_mod_config
 
@@ -22,23 +20,9 @@ def readme_script() -> str:
     return m.group(1)
 
 
-def _scopebot(*args: str, stdin: str | None = None, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "SCOPEBOT_DATABASE_URL"}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-
-
 def test_console_plays_the_whole_moderation_flow(tmp_path: Path, db_url: str) -> None:
     config = write_mod_config(tmp_path, db_url, interval=1)
-    run = _scopebot("run", "--config", str(config), stdin=readme_script(), cwd=tmp_path)
+    run = run_scopebot("run", "--config", str(config), stdin=readme_script(), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     out = run.stdout
 
@@ -52,7 +36,7 @@ def test_console_plays_the_whole_moderation_flow(tmp_path: Path, db_url: str) ->
     assert "[1] (deleted)" in out
     assert "[resolved: remove by mod]" in out
 
-    audit = _scopebot("audit", "--json", "--config", str(config), cwd=tmp_path)
+    audit = run_scopebot("audit", "--json", "--config", str(config), cwd=tmp_path)
     assert audit.returncode == 0, audit.stderr
     log = json.loads(audit.stdout)
     # The router may have run between the two flags: only the routing's place among the filings varies.
