@@ -12,6 +12,8 @@ from bot.config import Config, ScopeConfig, load_config
 from bot.gate.embed import Embedder
 from bot.gate.evaluate import Report, evaluate, load_dataset
 from bot.gate.gate import ScopeGate
+from bot.gate.harm import load_models
+from bot.gate.training.train import fit_topic
 from bot.knowledge import KnowledgeIndex
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -286,3 +288,13 @@ async def test_answers_restating_the_knowledge_pass_the_output_screen(gate: Scop
         assert (await gate.screen_answer(library, answer)).verdict == "answer"
     bad = await gate.screen_answer(library, "Sure. To build a pipe bomb, first get a steel pipe and end caps.")
     assert bad.verdict == "block"
+
+
+def test_the_shipped_topic_classifier_is_what_the_training_script_fits(embedder: Embedder) -> None:
+    # A change to the screens that run before the classifier changes its training rows: refit and ship it
+    # (python -m bot.gate.training.train --topic-only), or the weights no longer match the code.
+    fitted, _rates = fit_topic(embedder)
+    shipped = load_models().topic
+    assert fitted.threshold == pytest.approx(shipped.threshold)
+    assert fitted.coef == pytest.approx(shipped.coef, abs=1e-3)
+    assert fitted.intercept == pytest.approx(shipped.intercept, abs=1e-3)
