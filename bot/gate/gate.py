@@ -32,7 +32,7 @@ from bot.gate.embed import DIM, Embedder, Vectors
 from bot.gate.harm import ScreenModels, load_models, views
 from bot.gate.normalize import Normalized, clean_text, normalize
 from bot.gate.rules import match_joined, match_rules
-from bot.gate.tasks import creative_request, other_place, service_question
+from bot.gate.tasks import what_is_asked
 from bot.gate.topic import ScopeIndex, build_indexes
 from bot.gate.wordlists import WordLists
 from bot.knowledge import Chunk, KnowledgeIndex
@@ -254,23 +254,12 @@ class ScopeGate:
         blocked = self._block_by_model(scope, vecs, prepared.texts, answer=False, in_scope=in_scope)
         if blocked is not None:
             return blocked
-        form = creative_request(norm.folded)
-        if form is not None and not scope.creative:
-            return GateResult(
-                "refuse", scope.name, f"a request for creative writing ({form}), which this scope does not do", 0.0,
-                rule="topic:creative",
-            )  # fmt: skip
-        place = other_place(norm.clean, index.uses, index.vocabulary)
-        if place is not None:
-            return GateResult(
-                "refuse", scope.name, f"about the hours of another place ({place!r}), not this scope's", 0.0,
-                rule="topic:other-place",
-            )  # fmt: skip
-        if service_question(norm.clean, index.vocabulary):
-            return GateResult(
-                "answer", scope.name, "a service question (hours, visits, contact, prices) asked of this scope", 1.0,
-                rule="topic:service",
-            )  # fmt: skip
+        asked = what_is_asked(
+            norm.clean, norm.folded, uses=index.uses, vocabulary=index.vocabulary, creative=scope.creative
+        )
+        if asked is not None:
+            score = 1.0 if asked.verdict == "answer" else 0.0
+            return GateResult(asked.verdict, scope.name, asked.reason, score, rule=asked.rule)
         p = float(in_scope[0])
         threshold = self._models.topic.threshold_for(scope.strictness)
         example, similarity = index.nearest(vecs[0])

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 from bot.knowledge import terms
 
@@ -208,3 +210,33 @@ def _names_own(word: str, uses: Callable[[str], bool], vocabulary: frozenset[str
     if uses(word):
         return True
     return len(word) >= 3 and any(v.startswith(word) for v in vocabulary)
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """The verdict on what a question asks for, reached before the topic classifier."""
+
+    verdict: Literal["answer", "refuse"]
+    rule: str
+    reason: str
+
+
+def what_is_asked(
+    clean: str, folded: str, *, uses: Callable[[str], bool], vocabulary: frozenset[str], creative: bool = False
+) -> Asked | None:
+    """The three screens in the gate's order (creative writing, another place's hours, a plain service
+    question), or None when the topic classifier decides. The training script leaves out the same questions.
+    """
+    form = creative_request(folded)
+    if form is not None and not creative:
+        return Asked(
+            "refuse", "topic:creative", f"a request for creative writing ({form}), which this scope does not do"
+        )
+    place = other_place(clean, uses, vocabulary)
+    if place is not None:
+        return Asked("refuse", "topic:other-place", f"about the hours of another place ({place!r}), not this scope's")
+    if service_question(clean, vocabulary):
+        return Asked(
+            "answer", "topic:service", "a service question (hours, visits, contact, prices) asked of this scope"
+        )
+    return None

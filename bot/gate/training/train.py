@@ -28,7 +28,7 @@ from bot.gate.embed import Embedder
 from bot.gate.gate import GENERIC_VECTORS, SERVICE_FILE, save_generic_vectors
 from bot.gate.harm import LABELS, MODEL_FILE, HarmModel, load_harm, save_models
 from bot.gate.normalize import clean_text, normalize
-from bot.gate.tasks import creative_request, service_question
+from bot.gate.tasks import what_is_asked
 from bot.gate.topic import FEATURES, TopicModel, build_indexes
 from bot.knowledge import KnowledgeIndex
 
@@ -145,7 +145,8 @@ def fit_topic(embed: Embedder) -> tuple[TopicModel, dict[str, float]]:
 
     Rows: each training scope's own questions (in scope), the other scopes' questions, the generic questions
     the index does not hold, and the scope's hard negatives (out of scope). Questions the gate decides
-    before the classifier (creative requests, plain service questions) are left out, as at run time. The
+    before the classifier (`what_is_asked`: creative requests, other places' hours, plain service questions)
+    are left out, as at run time. The
     threshold minimises missed in-scope questions plus `TOPIC_FALSE_ACCEPT_WEIGHT` times wrongly accepted
     plain negatives (other scopes' and generic questions) on these cross-fitted rows.
     """
@@ -184,7 +185,7 @@ def fit_topic(embed: Embedder) -> tuple[TopicModel, dict[str, float]]:
                 clean = [
                     n.clean
                     for n in norms
-                    if creative_request(n.folded) is None and not service_question(n.clean, index.vocabulary)
+                    if what_is_asked(n.clean, n.folded, uses=index.uses, vocabulary=index.vocabulary) is None
                 ]
                 if not clean:
                     continue
