@@ -158,6 +158,8 @@ class ScopeConfig(_Strict):
     strictness: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     #: Whether this scope writes poems, songs, stories and jokes (refused whatever their subject otherwise).
     creative: bool = False
+    #: Whether this scope answers general knowledge: inventions, world records, history (refused otherwise).
+    general_knowledge: bool = False
     #: Reviewer channel per platform for this scope's cases, overriding `[moderation]`.
     reviewer_channels: dict[str, str] = {}
 

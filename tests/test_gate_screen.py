@@ -192,7 +192,7 @@ def test_unseen_scopes_rates_do_not_regress(embedder: Embedder, name: str, scope
     assert kinds["off_topic"] >= 0.95
     assert kinds["other_scope"] >= 0.9
     if "hard_negative" in kinds:
-        assert kinds["hard_negative"] >= 0.35
+        assert kinds["hard_negative"] >= 0.55  # 0.44-0.50 before the other-organisation screen
 
 
 def test_hours_of_other_places_are_refused(embedder: Embedder) -> None:
@@ -217,6 +217,24 @@ async def test_a_refusal_for_another_place_names_it(gate: ScopeGate, library: Sc
     assert "post office" in result.reason
     own = await gate.screen_prompt(library, "When does the Harbor branch open on Sunday?")
     assert own.verdict == "answer"
+
+
+async def test_a_question_about_another_organisation_is_refused_naming_it(
+    gate: ScopeGate, library: ScopeConfig
+) -> None:
+    result = await gate.screen_prompt(library, "How much is a library card at the Fairview Public Library?")
+    assert result.verdict == "refuse" and result.rule == "topic:other-place"
+    assert "fairview public library" in result.reason
+    own = await gate.screen_prompt(library, "How much is a library card at the Harbor branch?")
+    assert own.verdict == "answer"
+
+
+async def test_general_knowledge_about_the_subject_is_refused(gate: ScopeGate, library: ScopeConfig) -> None:
+    # The printing press shares the library's subject, not its business; a scope may set general_knowledge.
+    result = await gate.screen_prompt(library, "Who invented the printing press?")
+    assert result.verdict == "refuse" and result.rule == "topic:general-knowledge"
+    open_minded = library.model_copy(update={"general_knowledge": True})
+    assert (await gate.screen_prompt(open_minded, "Who invented the printing press?")).rule != "topic:general-knowledge"
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,20 @@
-"""What a question asks for: creative writing (refused whatever its subject) and plain service questions."""
+"""What a question asks for: creative writing and general knowledge (refused whatever their subject), other
+places (refused) and plain service questions (answered)."""
 
 from __future__ import annotations
 
 import pytest
 
 from bot.gate.normalize import normalize
-from bot.gate.tasks import SERVICE_WORDS, creative_request, other_place, service_question
+from bot.gate.tasks import (
+    GENERAL_KNOWLEDGE,
+    SERVICE_WORDS,
+    creative_request,
+    named_place,
+    other_place,
+    service_question,
+    what_is_asked,
+)
 
 
 @pytest.mark.parametrize(
@@ -179,3 +188,84 @@ def test_other_places_are_named(text: str, place: str) -> None:
 )
 def test_the_scopes_own_places_are_not(text: str) -> None:
     assert other_place(normalize(text).clean, LIBRARY_WORDS.__contains__, LIBRARY_WORDS) is None
+
+
+ZOO_WORDS = frozenset({"zoo", "harborview", "city", "ticket", "member", "giraffe", "cafe", "farm", "children"})
+
+
+@pytest.mark.parametrize(
+    ("text", "place"),
+    [
+        ("how much are tickets to the bronx zoo", "bronx zoo"),
+        ("are members free at the San Diego Zoo?", "san diego zoo"),
+        ("how much are slips at Bayview Yacht Club", "bayview yacht club"),
+        ("does the Brookfield County Health Department give free flu shots", "brookfield county health department"),
+        ("Do you know when the Lincoln Middle School pool has open swim?", "lincoln middle school"),
+        ("what's the move-in process for Ohio State dorms", "ohio state dorms"),
+        ("Who directed Jurassic Park?", "jurassic park"),  # a verb ends the name
+    ],
+)
+def test_other_organisations_are_named(text: str, place: str) -> None:
+    assert named_place(normalize(text).clean, ZOO_WORDS.__contains__, ZOO_WORDS) == place
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "how much are tickets to the Harborview City Zoo",  # the scope's own name
+        "is the zoo cafe open",
+        "can I get a discount at the children's farm",
+        "which bus goes to the Bronx Zoo",  # travelling there, as a transit scope is asked
+        "is there parking near Lincoln Middle School",
+        "is there a coding club for teenagers?",  # a kind of place, not a named one
+        "can I use my Fairview library card here",  # the asker's own
+        "do you have a gift shop",
+        "how much is a day ticket",
+    ],
+)
+def test_own_places_and_places_travelled_to_are_not(text: str) -> None:
+    assert named_place(normalize(text).clean, ZOO_WORDS.__contains__, ZOO_WORDS) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "who invented the first vaccine",
+        "Who discovered blood types?",
+        "what was the first zoo in the world",
+        "what is the biggest marina in the world",
+        "what were victory gardens in ww2",
+        "what's the history of college dormitories in america",
+        "when did farmers markets become popular in the US",
+        "when was the first computer password used",
+        "what was the first car ever made",
+    ],
+)
+def test_general_knowledge_questions(text: str) -> None:
+    assert GENERAL_KNOWLEDGE.search(normalize(text).clean.lower())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "when was the library built?",
+        "what's the history of the zoo?",
+        "who founded Harborview City Zoo",
+        "when was the first day of camp",
+        "what is the best time to visit",
+        "is this the biggest zoo in the state",
+        "who do I talk to about a lost ticket",
+    ],
+)
+def test_questions_about_the_scopes_own_history_are_not_general_knowledge(text: str) -> None:
+    assert not GENERAL_KNOWLEDGE.search(normalize(text).clean.lower())
+
+
+def test_a_scope_may_answer_general_knowledge() -> None:
+    norm = normalize("Who invented the telescope?")
+    refused = what_is_asked(norm.clean, norm.folded, uses=ZOO_WORDS.__contains__, vocabulary=ZOO_WORDS)
+    assert refused is not None and refused.rule == "topic:general-knowledge" and refused.verdict == "refuse"
+    answered = what_is_asked(
+        norm.clean, norm.folded, uses=ZOO_WORDS.__contains__, vocabulary=ZOO_WORDS, general_knowledge=True
+    )
+    assert answered is None  # the topic classifier decides

@@ -255,7 +255,12 @@ class ScopeGate:
         if blocked is not None:
             return blocked
         asked = what_is_asked(
-            norm.clean, norm.folded, uses=index.uses, vocabulary=index.vocabulary, creative=scope.creative
+            norm.clean,
+            norm.folded,
+            uses=index.uses,
+            vocabulary=index.vocabulary,
+            creative=scope.creative,
+            general_knowledge=scope.general_knowledge,
         )
         if asked is not None:
             score = 1.0 if asked.verdict == "answer" else 0.0

@@ -64,6 +64,21 @@ def creative_request(folded: str) -> str | None:
     return None
 
 
+#: General knowledge: inventions and discoveries, world records, history. "Who invented the first vaccine?"
+#: shares a clinic's subject, not its business; the scope's own history ("when was the library built?",
+#: "what's the history of the zoo?") is not matched.
+GENERAL_KNOWLEDGE = re.compile(
+    r"\bwho\s+(?:first\s+)?(?:invented|discovered)\b"
+    r"|\b(?:first|oldest|biggest|largest|best|smallest|rarest|smartest|fastest|tallest|most\s+\w+)\s+"
+    r"(?:[\w'-]+\s+){0,3}?(?:in\s+(?:the\s+)?(?:world|history)|of\s+all\s+time)\b"
+    r"|\bin\s+(?:ww\s?(?:2|ii|1|i)|world\s+war\s+(?:2|ii|two|1|i|one)|ancient\s+\w+|medieval\s+\w+"
+    r"|the\s+(?:1[5-9]|20)\d0s|the\s+middle\s+ages)\b"
+    r"|\bhistory\s+of\s+(?!the\b|this\b|that\b|your\b|our\b|you\b|it\b)"
+    r"|^when\s+did\s+.+\s+(?:become|get)\s+(?:popular|common|invented|a\s+thing)\b"
+    r"|^(?:when|what)\s+(?:was|were)\s+the\s+first\s+(?:[\w'-]+\s+){1,3}(?:ever\s+)?(?:used|made|invented|discovered)\b"
+)
+
+
 #: Words of the questions any organisation gets from the people it serves (beyond `service_questions.txt`'s
 #: own words): days, times, visits, contact, money, access. Only these and the scope's own vocabulary may
 #: appear in a question `service_question` accepts, so "when does the zoo open?" (zoo) never qualifies.
@@ -205,6 +220,76 @@ def other_place(clean: str, uses: Callable[[str], bool], vocabulary: frozenset[s
     return place
 
 
+#: Kinds of place and organisation: the words before one name it ("the Bronx Zoo", "Bayview Yacht Club").
+_VENUES = frozenset(
+    terms(
+        """
+        zoo aquarium museum library garden park pool beach school college university campus dorm academy institute
+        store shop mall market supermarket grocery bank club clinic hospital department center centre gym ymca
+        theater theatre cinema playhouse restaurant cafe diner bakery hotel motel resort marina campground
+        shelter daycare stadium arena rink casino spa salon pharmacy dealership church
+        """
+    )
+)
+#: Words that end the name before a venue: articles, prepositions, pronouns, question and auxiliary words.
+_NAME_STOP_RAW = """
+    the a an this that these those my your our their his her its ur at to for of on in from near by with into onto
+    about over under inside outside is are was were be been do does did can could will would should may might
+    has have had when what where which who how why whats wheres hows and or but if than then there here any
+    some every each another other i we you he she they it me us them
+"""
+_NAME_STOP = frozenset(_NAME_STOP_RAW.split())
+#: Before these, a place is where someone goes or comes from ("the bus to the Bronx Zoo"), not the one asked.
+_ROUTE_RAW = """
+    from near next across behind between beside past via toward towards around outside opposite close far
+    go goes going went get gets getting got take takes taking ride rides riding route routes bus buses train trains
+    shuttle directions direction walk walking drive driving way trip trips stop stops stopping transfer commute
+    travel fly flight ferry taxi uber lyft come comes coming leave leaving back return returning move moving
+"""
+_ROUTE = frozenset(_ROUTE_RAW.split())
+_TOKEN = re.compile(r"[a-z0-9][\w'&-]*")
+#: "who directed Jurassic Park": a verb ends the name too.
+_VERB_FORM = re.compile(r"^[a-z]{3,}(?:ed|ing)$")
+
+
+def named_place(clean: str, uses: Callable[[str], bool], vocabulary: frozenset[str] = frozenset()) -> str | None:
+    """Another organisation a question names and asks about, else None: "how much are tickets to the Bronx
+    Zoo" (a zoo's bot), "slips at Bayview Yacht Club" (a marina's), "does the Brookfield County Health
+    Department give flu shots" (a county clinic's).
+
+    A name is the words before a kind of place (`_VENUES`); it is another place's when one of those words is
+    not the scope's own (`uses`, abbreviations allowed), as in `other_place`. A place someone travels to or
+    from ("which bus goes to the Bronx Zoo") is not what the question is about.
+    """
+    tokens = _TOKEN.findall(clean.lower())
+    for i, token in enumerate(tokens):
+        head = terms(token)
+        if not head or head[0] not in _VENUES:
+            continue
+        start = i
+        while (
+            start > 0
+            and start > i - 4
+            and tokens[start - 1] not in _NAME_STOP
+            and not _VERB_FORM.match(tokens[start - 1])
+        ):
+            start -= 1
+        if start > 0 and tokens[start - 1] in {"a", "an", "any", "my", "our"}:
+            continue  # a kind of place ("is there a coding club?") or the asker's own ("my Fairview library card")
+        before = [t for t in tokens[max(0, start - 3) : start] if t not in {"the", "a", "an", "to", "at", "from"}]
+        if (before and before[-1] in _ROUTE) or (start > 0 and tokens[start - 1] in _ROUTE):
+            continue
+        name = [
+            w
+            for t in tokens[start:i]
+            for w in terms(t)
+            if w not in SERVICE_WORDS and w not in _PLACE_FILLER and w not in _VENUES and not _CLOCK.match(w)
+        ]
+        if name and not all(_names_own(w, uses, vocabulary) for w in name):
+            return " ".join(tokens[start : i + 1])
+    return None
+
+
 def _names_own(word: str, uses: Callable[[str], bool], vocabulary: frozenset[str]) -> bool:
     """Whether the scope's texts use `word`, or a word it abbreviates ("rec" for "recreation")."""
     if uses(word):
@@ -222,7 +307,13 @@ class Asked:
 
 
 def what_is_asked(
-    clean: str, folded: str, *, uses: Callable[[str], bool], vocabulary: frozenset[str], creative: bool = False
+    clean: str,
+    folded: str,
+    *,
+    uses: Callable[[str], bool],
+    vocabulary: frozenset[str],
+    creative: bool = False,
+    general_knowledge: bool = False,
 ) -> Asked | None:
     """The three screens in the gate's order (creative writing, another place's hours, a plain service
     question), or None when the topic classifier decides. The training script leaves out the same questions.
@@ -232,9 +323,20 @@ def what_is_asked(
         return Asked(
             "refuse", "topic:creative", f"a request for creative writing ({form}), which this scope does not do"
         )
+    if not general_knowledge and GENERAL_KNOWLEDGE.search(clean.lower()):
+        return Asked(
+            "refuse",
+            "topic:general-knowledge",
+            "a general-knowledge question (inventions, records, history), not about this scope",
+        )
     place = other_place(clean, uses, vocabulary)
     if place is not None:
         return Asked("refuse", "topic:other-place", f"about the hours of another place ({place!r}), not this scope's")
+    place = named_place(clean, uses, vocabulary)
+    if place is not None:
+        return Asked(
+            "refuse", "topic:other-place", f"about another place or organisation ({place!r}), not this scope's"
+        )
     if service_question(clean, vocabulary):
         return Asked(
             "answer", "topic:service", "a service question (hours, visits, contact, prices) asked of this scope"
