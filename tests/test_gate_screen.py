@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.config import Config, ScopeConfig, load_config
@@ -296,6 +298,23 @@ async def test_service_words_about_another_place_are_not_service_questions(
 async def test_plain_scope_facts_are_not_taken_for_harm(gate: ScopeGate, library: ScopeConfig, question: str) -> None:
     # The embedding classifier alone once read "eliminated" as hate; the scope's own facts are trusted.
     assert (await gate.screen_prompt(library, question)).verdict == "answer"
+
+
+def test_another_scopes_own_question_is_refused_not_blocked(embedder: Embedder, dev: Config) -> None:
+    # A harm screen that calls everything harmful (a stand-in for the classifier's misreads of plain
+    # questions): a question that restates another configured scope's material is that scope's business,
+    # refused here; anything else is still blocked.
+    shipped = load_models()
+    paranoid = dataclasses.replace(
+        shipped.harm, coef=np.zeros_like(shipped.harm.coef), intercept=np.array([0.0, 9.0, 0.0])
+    )
+    models = dataclasses.replace(shipped, harm=paranoid)
+    knowledge = {s.name: KnowledgeIndex(s.knowledge) for s in dev.scopes}
+    gate = ScopeGate(embedder=embedder, scopes=dev.scopes, knowledge=knowledge, global_blocked=[], models=models)
+    library = dev.scope("citylibrary")
+    bike_example = dev.scope("bikeshop").examples[0]
+    results = gate.check(library, [bike_example, "What should I name my goldfish?"])
+    assert [r.verdict for r in results] == ["refuse", "block"]
 
 
 async def test_answers_restating_the_knowledge_pass_the_output_screen(gate: ScopeGate, library: ScopeConfig) -> None:

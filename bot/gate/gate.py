@@ -47,7 +47,9 @@ SERVICE_FILE = DATA / "service_questions.txt"
 GENERIC_VECTORS = DATA / "generic_vectors.npz"
 #: Recent turns of the same person screened together with the question.
 HISTORY_TURNS = 3
-#: A question or answer sentence this similar to one of the scope's own texts is never screened as harmful.
+#: A question or answer sentence this similar to one of the scope's own texts, or another configured scope's,
+#: is never screened as harmful on the classifier's word alone ("how long does donating take" is the blood
+#: centre's question, refused by the marina, not blocked as fraud).
 TRUSTED_SIMILARITY = 0.7
 #: … or this sure to be in scope.
 TRUSTED_TOPIC = 0.999
@@ -88,6 +90,13 @@ class _Prepared:
     norm: Normalized
     history: Normalized | None
     texts: list[str]
+
+
+def _nearest(vecs: Vectors, texts: Vectors) -> np.ndarray:
+    """Each vector's best cosine similarity to `texts` (0 when there are none)."""
+    if len(texts) == 0:
+        return np.zeros(len(vecs))
+    return np.asarray((vecs @ texts.T).max(axis=1))
 
 
 class ScopeGate:
@@ -215,7 +224,8 @@ class ScopeGate:
         index = self._index(scope)
         if in_scope is None:
             in_scope = self._models.topic.probability(index.features(vecs, texts))
-        trusted = ((vecs @ index.pos_vecs.T).max(axis=1) >= TRUSTED_SIMILARITY) | (in_scope >= TRUSTED_TOPIC)
+        trusted = (_nearest(vecs, index.pos_vecs) >= TRUSTED_SIMILARITY) | (in_scope >= TRUSTED_TOPIC)
+        trusted |= _nearest(vecs, index.other_vecs) >= TRUSTED_SIMILARITY
         proba[trusted, 1] = 0.0
         threshold = max(harm.harm_threshold, ANSWER_HARM_FLOOR) if answer else harm.harm_threshold
         i_harm = int(proba[:, 1].argmax())

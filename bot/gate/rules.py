@@ -200,6 +200,17 @@ RULES: tuple[Rule, ...] = (
         "scam",
         r"\b(scam|defraud|swindle)\b.{0,30}\b(people|elderly|seniors|grandparents|customers|someone|victims)\b",
     ),
+    _r("fraud", "theft", rf"\b{_HOWTO}\b.{{0,20}}\b(steal|shoplift|pickpocket|rob|burgle|loot)\b"),
+    _r(
+        "fraud",
+        "evade-detection",
+        r"\b(without (getting|being) (caught|noticed|detected|traced)|(not|never) (get|getting|be|being) (caught|detected|traced)|so (it|they|nobody|no one) (cant|cannot|can not|wont|will not) (be )?(traced|tell|find out))\b",
+    ),
+    _r(
+        "harassment",
+        "stalking",
+        r"\b(follow|track|stalk|watch|film|photograph|record)\b.{0,40}\bwithout (her|him|them|anyone|my (wife|husband|girlfriend|boyfriend|ex|neighbou?r|roommate|coworker)) (knowing|noticing|seeing|finding out)\b",
+    ),
     # Intrusion.
     _r(
         "hacking",
@@ -209,7 +220,7 @@ RULES: tuple[Rule, ...] = (
     _r(
         "hacking",
         "break-in",
-        r"\b(hack|crack) (into|in to)\b|\bhack(ing)? (my |his |her |their |someones |the |a |into )?(exs?|school|neighbou?rs?|wifi|account|email|instagram|facebook|phone|password|bank|atm|grading system|network|database|website|payment system)\b",
+        r"\b(hack|crack) (into|in to)\b|\bhack(ing)? (my |his |her |their |someones |the |a |into )?([a-z]+ )?(exs?|school|neighbou?rs?|wifi|account|email|instagram|facebook|phone|password|bank|atm|grading system|network|database|website|payment system)\b",
     ),
     _r(
         "hacking",
