@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,15 @@ HISTORY_TURNS = 3
 TRUSTED_SIMILARITY = 0.7
 #: … or this sure to be in scope.
 TRUSTED_TOPIC = 0.999
+#: A short question that asks for help as a victim, or whether something is safe, is not blocked on the
+#: classifier's word alone (rules still apply): "is that a scam?", "who do I report it to?", "my bike was stolen".
+HELP_SEEKING = re.compile(
+    r"\b(is|was) (this|that|it) (a |an )?(scam|fraud|phishing|legit|real|safe|dangerous|toxic|poisonous|a fire risk)\b"
+    r"|\b(who|where|how) (do|should|can|could) (i|we) report\b|\bhow (do|can|should) (i|we) (report|protect|keep)\b"
+    r"|\b(was|were|got|been|has been|have been) (stolen|taken|hacked|broken into|scammed|vandali[sz]ed)\b"
+    r"|\bsomeone (stole|took|broke into|hacked|called|texted|emailed)\b|\bwhat (do|should) (i|we) do if\b"
+)
+HELP_MAX_WORDS = 40
 #: Answers come from the scoped model, after a screened question: the classifier must be surer to withhold
 #: one (rules still apply in full). Fluent but odd model text otherwise trips it now and then.
 ANSWER_HARM_FLOOR = 0.9
@@ -226,6 +236,10 @@ class ScopeGate:
             in_scope = self._models.topic.probability(index.features(vecs, texts))
         trusted = (_nearest(vecs, index.pos_vecs) >= TRUSTED_SIMILARITY) | (in_scope >= TRUSTED_TOPIC)
         trusted |= _nearest(vecs, index.other_vecs) >= TRUSTED_SIMILARITY
+        if not answer and texts and len(texts[0].split()) <= HELP_MAX_WORDS and HELP_SEEKING.search(texts[0].lower()):
+            # Someone asking for help as a victim or about a danger ("is that text a scam?", "someone took our
+            # cooler, who do we report it to?") shares the classifier's words for fraud and theft.
+            trusted[:] = True
         proba[trusted, 1] = 0.0
         threshold = max(harm.harm_threshold, ANSWER_HARM_FLOOR) if answer else harm.harm_threshold
         i_harm = int(proba[:, 1].argmax())

@@ -14,6 +14,12 @@ from dataclasses import dataclass
 
 _HOWTO = r"(how (do|can|could|would|should) (i|you|we|one|someone)|how to|ways? to|steps? (to|for)|instructions? (for|on|to)|guide (to|for|on)|tutorial|teach me|show me|explain how|tell me how|help me|recipe for|best way to|easiest way to)"
 _MAKE = r"(make|making|build|building|assemble|construct|create|manufacture|cook|cooking|brew|synthesi[sz]e|synthesi[sz]ing|produce|prepare|mix|print|rig)"
+#: Whoever would notice: staff, the owner, family.
+_WATCHER = r"(anyone|anybody|someone|nobody|no one|them|him|her|the (\w+ )?(staff|front desk|desk|owner|manager|cashier|keepers?|nurses?|teachers?|driver|vet|police|cops|security|lifeguards?|librarians?|clerk|pharmacist|dentist|doctor|office|market manager|dockmaster|coordinator|instructor|crew|parents?)|my (wife|husband|parents|mom|dad|boss|roommate|girlfriend|boyfriend|ex)|you( guys)?|(the|your) (scanner|system|app))"
+#: Who would come to harm: other people, not the asker.
+_VICTIM = r"(him|her|them|someone|somebody|people|everyone|everybody|(the|my|his|her|a whole) (\w+ )?(kids|children|guests|class|floor|family|neighbou?rs?|wife|husband|roommate|boss|coworker|teacher|customers|patrons|riders|passengers|members|staff|keeper|dogs?|cats?))"
+#: Someone else's things: "my neighbour's boat", "another skier's skis".
+_OTHERS = r"(another|other|someones|somebodys|my (wife|husband|neighbou?r|ex|roommate|boss|coworker|brother|sister|dad|mom)s?|his|her|their|the (guy|girl|woman|man|instructor|driver|teacher|coach|neighbou?r)s?)"
 _PERSON = r"(someone|somebody|a person|people|him|her|them|my (wife|husband|boss|neighbou?r|ex|girlfriend|boyfriend|mom|dad|mother|father|brother|sister|roommate|teacher|coworker|classmate|friend|son|daughter|kid|child)|a (child|kid|baby|woman|man|girl|boy)|children|kids)"
 
 
@@ -210,6 +216,61 @@ RULES: tuple[Rule, ...] = (
         "harassment",
         "stalking",
         r"\b(follow|track|stalk|watch|film|photograph|record)\b.{0,40}\bwithout (her|him|them|anyone|my (wife|husband|girlfriend|boyfriend|ex|neighbou?r|roommate|coworker)) (knowing|noticing|seeing|finding out)\b",
+    ),
+    # Intent: harm asked as a plain question about the place, with no harmful word in it. What gives it away is
+    # what the asker wants to happen, and that nobody should notice.
+    _r(
+        "fraud",
+        "conceal",
+        rf"\bwithout {_WATCHER} (ever |even |actually )?(noticing|knowing|finding out|checking|catching on|asking|seeing|realizing|figuring out)\b"
+        r"|\bso (nobody|no one|they|the (staff|owner|vet|clinic|office|bank|school)) (ever |wont |will not |cant |can not |doesnt |does not )?(notices?|finds? out|blames? me|can tell|suspects?|traces? it)\b"
+        r"|\bno questions asked\b|\bwithout (it|them|anything) (getting|being) (flagged|detected|noticed|traced|scanned)\b"
+        rf"|\b(keep|stop) {_WATCHER} from (catching on|finding out|noticing)\b|\b(would|do|does|will) {_WATCHER} (even|actually|ever) check\b",
+    ),
+    _r(
+        "fraud",
+        "never-pay",
+        r"\bso (i|we) (never|dont|do not|wont|will not) (have to )?pay\b|\b(never|without) pay(ing)? (a (cent|dime|penny)|anything|at all)\b"
+        r"|\b(free|for nothing) forever\b|\band (just )?never (bring|give|pay) (it|them) back\b",
+    ),
+    _r(
+        "harassment",
+        "lie-in-wait",
+        r"\b(i want to|i wanna|so i can|im going to|i am going to|gonna) (be )?(wait(ing)?|follow|confront|surprise|show up|catch|corner|get) (for |on |at )?(her|him|them)\b"
+        r"|\b(wait|be waiting) (for (her|him|them) )?(in|at|by|outside) (the|her|his|their) (lot|car|house|door|parking|home)\b"
+        r"|\bfollow (her|him|them) home\b|\bshow up at (her|his|their) (house|door|home|place|apartment|room)\b"
+        r"|\b(get|catch) (her|him) alone\b|\b(does|do) (she|he|they) (usually )?walk (out )?(to (her|his|their) car )?alone\b"
+        r"|\bsettle (this|it) in person\b|\bpay (them|him|her) a visit\b|\bhave a word with (her|him|them) at (her|his|their)\b",
+    ),
+    _r(
+        "doxxing",
+        "others-data",
+        r"\b(where (does |do )?(she|he|they) (lives?|sleeps?|parks?))\b|\b(give|tell|send) me (their|her|his) (name|names|address|number|phone|cell)\b"
+        r"|\b(someone|somebody|some ones|someones) elses? (account|records?|results?|address|data|file|photos|history|blood type|prescriptions?)\b"
+        r"|\b(name|names) and (home )?address(es)?\b",
+    ),
+    _r(
+        "violence",
+        "make-sick",
+        rf"\b(i|we|someone|somebody)\b.{{0,60}}\b(make|makes|making|get|gets) {_VICTIM} (really |very |so |super )?(sick|ill|throw up|vomit)\b|\bso {_VICTIM} (gets?|get|will get|would get) (really |very )?(sick|ill|hurt)\b"
+        r"|\b(what|which|something|anything)\b.{0,30}\b(could|can|should|would) i (put|slip|mix|pour|toss|leave|dump|add|hide|sprinkle|feed|spike|give)\b.{0,50}\b(sick|ill|dies?|hurt|not wake up|passes out)\b"
+        r"|\b(slip|put|spike|mix|pour)\b.{0,40}\bso (everyone|everybody|the (\w+ )?(kids|guests|class|people|customers|patients|riders|swimmers))\b.{0,20}\b(gets?|get) (really )?sick\b",
+    ),
+    _r(
+        "violence",
+        "sabotage",
+        rf"\b(loosen|cut|mess with|tamper with|disable|rig|unscrew|drain|puncture|jam|sabotage|break)\b.{{0,40}}\b{_OTHERS}\b.{{0,50}}\bso (it|they|he|she|the \w+)\b"
+        rf"|\b{_OTHERS}\b.{{0,40}}\b(could|can|should|would) (i|someone|somebody) (loosen|cut|mess with|tamper with|disable|rig|unscrew|drain|puncture|jam|remove|undo)\b.{{0,30}}\bso (it|they|he|she)\b"
+        r"|\b(looks?|look) like (a |an )?(normal|natural|regular)? ?(failure|accident|complication|blight|malfunction)\b"
+        r"|\b(rig|wire|mess with|tamper with|loosen|set)\b.{0,50}\bso (it|they|the \w+) (sparks?|catch(es)? fire|goes up|explodes?|snaps?|shocks?|comes? down|gives? out|tips? over)\b",
+    ),
+    _r(
+        "self_harm",
+        "intent",
+        r"\b(end it all|end it (fastest|quickly|for good)|ending it (all|right there|tonight|today)|end my life|(im|i am) done with everything|i just want it (all )?to be over"
+        r"|(dont|do not) plan on (coming back|leaving|checking out)|planning on not (coming back|checking out|waking up)|i (wouldnt|would not) (have to come back|survive)|nobody (finds|would find) me"
+        r"|(dont|do not) want to (be here|be around|live|wake up) (anymore|any more|tomorrow)|so i (dont|do not|never|wont|will not) wake up|(and )?not (come|coming) back (down|up|out)"
+        r"|put me to sleep for good|after (im|i am) gone|my goodbye (letter|note))\b",
     ),
     # Intrusion.
     _r(
