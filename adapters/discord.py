@@ -24,6 +24,7 @@ from adapters.discord_client import (
     ScopeClient,
     acknowledge,
     card_view,
+    check_token,
     handling,
     override_endpoints,
     pending_for,
@@ -154,6 +155,14 @@ class DiscordAdapter(Handlers):
         return ws is not None and ws.open
 
     # Lifecycle -----------------------------------------------------------------------------------
+
+    async def check_credentials(self) -> None:
+        """Check the token over REST, without connecting the gateway; CredentialsError when it is rejected."""
+        restore = override_endpoints(api_url=self._api_url, gateway_url=self._gateway_url)
+        try:
+            await check_token(self._token)
+        finally:
+            restore()
 
     async def start(self, sink: EventSink) -> None:
         """Log in, connect to the gateway and wait for READY; CredentialsError for a bad token."""

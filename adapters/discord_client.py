@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 Interaction = discord.Interaction[Any]
 TOKEN_ENV = "DISCORD_TOKEN"
+REJECTED = f"{TOKEN_ENV} was rejected by Discord (401): reset the token in the developer portal and set it again"
 #: Seconds to wait for the gateway's READY before giving up at start-up.
 READY_TIMEOUT = 60.0
 #: What a REST or gateway call can fail with, short of a bug.
@@ -96,9 +97,7 @@ class ScopeClient(discord.Client):
         try:
             await self.login(token)
         except discord.LoginFailure:
-            raise CredentialsError(
-                f"{TOKEN_ENV} was rejected by Discord (401): reset the token in the developer portal and set it again"
-            ) from None
+            raise CredentialsError(REJECTED) from None
         except NETWORK_ERRORS as e:
             raise platform_error(e, f"log in at {Route.BASE}") from None
         runner = self._runner = asyncio.create_task(self._run_gateway(), name="discord-gateway")
@@ -242,6 +241,23 @@ async def acknowledge(interaction: Interaction, *, thinking: bool) -> None:
         await interaction.response.defer(ephemeral=True, thinking=thinking)
     except NETWORK_ERRORS as e:
         log.warning("discord: could not acknowledge interaction %s: %s", interaction.id, e)
+
+
+async def check_token(token: str) -> None:
+    """Log in over REST once (`GET /users/@me`), then close the session; CredentialsError for a rejected token.
+
+    No gateway connection: the app calls this before it loads its models, so a wrong token is reported in a
+    second, not after the model has loaded.
+    """
+    http = discord.http.HTTPClient(asyncio.get_running_loop())
+    try:
+        await http.static_login(token)
+    except discord.LoginFailure:
+        raise CredentialsError(REJECTED) from None
+    except NETWORK_ERRORS as e:
+        raise platform_error(e, f"log in at {Route.BASE}") from None
+    finally:
+        await http.close()
 
 
 def override_endpoints(*, api_url: str | None, gateway_url: str | None) -> Callable[[], None]:

@@ -70,6 +70,7 @@ class SlackAdapter:
         self._groups_ttl = groups_ttl
         self._groups: tuple[float, frozenset[str]] | None = None
         self._sink: EventSink | None = None
+        self._credentials_checked = False
         self._bolt: AsyncApp | None = None
         self._transport: Transport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -105,9 +106,12 @@ class SlackAdapter:
 
     # Lifecycle ---------------------------------------------------------------------------------
 
-    async def start(self, sink: EventSink) -> None:
-        """Check the token, then listen (Socket Mode or HTTP); returns once events can arrive."""
-        self._sink = sink
+    async def check_credentials(self) -> None:
+        """Ask Slack who the token belongs to (`auth.test`); CredentialsError when Slack rejects it.
+
+        The app calls this before it loads its models, so a wrong token is reported in a second, not after
+        the model has loaded; `start` calls it too when nobody did.
+        """
         try:
             auth = await self.client.auth_test()
         except SlackApiError as e:
@@ -122,6 +126,13 @@ class SlackAdapter:
         self.bot_user_id = str(auth.get("user_id") or "")
         self.bot_id = str(auth.get("bot_id") or "")
         self.team_id = str(auth.get("team_id") or "")
+        self._credentials_checked = True
+
+    async def start(self, sink: EventSink) -> None:
+        """Check the token, then listen (Socket Mode or HTTP); returns once events can arrive."""
+        self._sink = sink
+        if not self._credentials_checked:
+            await self.check_credentials()
         self._bolt = self._build_bolt()
         if self.settings.mode == "socket":
             assert self.settings.app_token is not None
@@ -139,6 +150,7 @@ class SlackAdapter:
 
     async def stop(self) -> None:
         """Stop taking events, give in-flight handlers `drain_seconds` to finish, cancel the rest."""
+        self._credentials_checked = False  # a later start asks again
         if self._transport is not None:
             await self._transport.stop()
             self._transport = None

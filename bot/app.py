@@ -107,6 +107,11 @@ class App:
         if self.ops is not None:
             # Early, so /healthz answers (503 until every platform is connected) while the models load.
             await self.ops.start()
+        for platform in self.platforms:
+            # Before the models load (seconds to minutes): a wrong token is reported at once.
+            check = getattr(platform, "check_credentials", None)
+            if check is not None:
+                await check()
         if self.scope_admin is not None:
             await self.scope_admin.load()
         if self.gate_service is not None:

@@ -182,6 +182,14 @@ async def test_a_rejected_token_names_the_variable_and_is_never_logged(
     assert not fake.identifies
 
 
+async def test_the_token_is_checked_without_connecting_the_gateway(fake: FakeDiscord) -> None:
+    with pytest.raises(CredentialsError, match="DISCORD_TOKEN was rejected"):
+        await make_adapter(fake, token="not-the-right-token").check_credentials()
+    await make_adapter(fake).check_credentials()
+    assert not fake.identifies
+    assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == DEFAULT_ENDPOINTS
+
+
 async def test_scopebot_run_exits_2_with_one_line_naming_the_variable(
     fake: FakeDiscord,
     write_config: Callable[..., Path],
@@ -200,6 +208,9 @@ async def test_scopebot_run_exits_2_with_one_line_naming_the_variable(
     assert code == 2
     assert err.strip().splitlines()[-1].startswith("scopebot: error: DISCORD_TOKEN was rejected by Discord")
     assert secret not in err
+    # Reported before the models load (with a real LLaMA, minutes earlier) and before any gateway connection.
+    assert "embedding model loaded" not in err and "scope gate ready" not in err
+    assert not fake.identifies
     monkeypatch.setenv("DISCORD_TOKEN", "  ")
     assert await asyncio.to_thread(main, ["run", "--config", str(write_config())]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (

@@ -117,6 +117,8 @@ async def test_rejected_bot_token_stops_the_cli_with_one_line(write_config: Call
     errors = [line for line in err.splitlines() if line.startswith("scopebot: error:")]
     assert errors == ["scopebot: error: SLACK_BOT_TOKEN was rejected by Slack (invalid_auth); set a valid bot token"]
     assert "s3cr3t" not in err and "Traceback" not in err
+    # Reported before the models load: with a real LLaMA that is minutes earlier.
+    assert "embedding model loaded" not in err and "scope gate ready" not in err
 
 
 async def test_missing_bot_token_stops_the_cli_before_starting(write_config: Callable[..., Path]) -> None:
