@@ -140,7 +140,7 @@ class App:
         self._started.clear()
         await self.dispatcher.drain(DRAIN_SECONDS)
         if self.spool is not None:
-            await self.spool.stop()
+            await self.spool.stop(grace=self.config.database.spool_drain_seconds)
         if self.model is not None:
             await self.model.stop()
         if self.gate_service is not None:
@@ -209,7 +209,7 @@ def build_app(config: Config, *, platforms: list[Platform] | None = None, ops: O
         moderation=moderation,
         spool=spool,
     )
-    app.ops = Ops(metrics=metrics, engine=engine, platforms=app.platforms, models=app, settings=ops)
+    app.ops = Ops(metrics=metrics, engine=engine, platforms=app.platforms, models=app, settings=ops, spool=app.spool)
     for platform in app.platforms:
         if isinstance(platform, ServesHealth):
             # Slack's HTTP mode serves /healthz on its own port too: the same document.

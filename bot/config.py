@@ -85,6 +85,9 @@ class DatabaseConfig(_Strict):
     #: Folder for reports and answer records kept while the database is unreachable (`bot/spool.py`);
     #: relative to this file. Default: next to the SQLite database file, or next to this file.
     spool_dir: Path | None = None
+    #: At a clean stop, seconds the records still kept get to be written before the process exits (the rest
+    #: are written after the next start).
+    spool_drain_seconds: Annotated[float, Field(ge=0, le=600)] = 5.0
 
     @field_validator("url")
     @classmethod

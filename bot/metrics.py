@@ -84,6 +84,8 @@ class Snapshot:
     database_up: bool = False
     #: Moderation cases per state; None when the database could not be read.
     cases: dict[str, int] | None = None
+    #: Reports and answer records kept during a database outage and not yet written.
+    spool_waiting: int = 0
 
 
 class StateCollector:
@@ -121,6 +123,11 @@ class StateCollector:
         yield connected
         yield GaugeMetricFamily(
             "scopebot_database_up", "1 when the database answered at the last scrape.", value=int(s.database_up)
+        )
+        yield GaugeMetricFamily(
+            "scopebot_spool_waiting",
+            "Reports and answer records kept during a database outage and not yet written.",
+            value=s.spool_waiting,
         )
         if s.cases is not None:
             cases = GaugeMetricFamily("scopebot_moderation_cases", "Moderation cases by state.", labels=["state"])

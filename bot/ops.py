@@ -20,6 +20,7 @@ from bot.events import Platform
 from bot.llm.client import ModelWorker
 from bot.logs import redact
 from bot.metrics import Metrics, Snapshot, StateCollector
+from bot.spool import Spool
 from moderation.models import Case, CaseState
 
 log = logging.getLogger(__name__)
@@ -128,9 +129,11 @@ class Ops:
         platforms: Sequence[Platform],
         models: ModelHolder,
         settings: OpsSettings | None = None,
+        spool: Spool | None = None,
     ) -> None:
         self.metrics = metrics
         self.settings = settings
+        self._spool = spool
         self._engine = engine
         self._platforms = platforms
         self._models = models
@@ -183,6 +186,7 @@ class Ops:
             platforms=self.platforms(),
             database_up=self._db_error is None,
             cases=self._cases,
+            spool_waiting=self._spool.backlog if self._spool is not None else 0,
         )
 
     async def health(self) -> tuple[int, dict[str, Any]]:
@@ -197,6 +201,8 @@ class Ops:
             "ok": ok,
             "model": self.model().as_dict(),
             "database": database,
+            # Reports and answer records kept during a database outage and not yet written.
+            "spool": {"waiting": self._spool.backlog if self._spool is not None else 0},
             "platforms": {
                 name: "unknown" if up is None else ("connected" if up else "disconnected")
                 for name, up in platforms.items()

@@ -203,6 +203,16 @@ def test_the_spool_lives_next_to_the_sqlite_file_or_the_config_or_where_configur
     assert spool_folder(load_config(chosen)) == tmp_path / "kept", "the URL from the environment keeps the folder"
 
 
+def test_the_drain_time_at_stop_is_configurable_and_bounded(write_config: Callable[..., Path]) -> None:
+    path = write_config()
+    assert load_config(path).database.spool_drain_seconds == 5.0
+    path.write_text(path.read_text().replace("[database]\n", "[database]\nspool_drain_seconds = 30\n", 1))
+    assert load_config(path).database.spool_drain_seconds == 30.0
+    path.write_text(path.read_text().replace("spool_drain_seconds = 30", "spool_drain_seconds = -1", 1))
+    with pytest.raises(ConfigError, match="spool_drain_seconds"):
+        load_config(path)
+
+
 class Outage:
     """Plays a database outage for the spool's replays: while `away`, every replay finds the database unreachable."""
 

@@ -425,3 +425,29 @@ async def test_discord_gateway_closing_for_good_turns_health_to_503(serve: Calla
             assert (await s.metrics())[("scopebot_platform_connected", (("platform", "discord"),))] == 0
     finally:
         await fake.close()
+
+
+async def test_records_kept_during_an_outage_show_in_health_and_metrics(serve: Callable[..., Any]) -> None:
+    async with serve() as s:
+        spool = s.app.spool
+        assert spool is not None
+        away = True
+        written: list[int] = []
+
+        async def replay(data: dict[str, Any]) -> None:
+            if away:
+                raise ConnectionRefusedError(111, "the database is away (test)")
+            written.append(data["n"])
+
+        spool.register("probe", replay)
+        assert spool.watch.lost(ConnectionRefusedError(111, "refused"), during="a test")
+        for n in range(3):
+            await spool.keep("probe", {"n": n})
+        _status, doc = await s.health()
+        assert doc["spool"] == {"waiting": 3}
+        assert (await s.metrics())[("scopebot_spool_waiting", ())] == 3
+        away = False
+        assert await spool.flush(within=30)
+        assert written == [0, 1, 2]
+        assert (await s.health())[1]["spool"] == {"waiting": 0}
+        assert (await s.metrics())[("scopebot_spool_waiting", ())] == 0
