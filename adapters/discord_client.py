@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -94,12 +94,7 @@ class ScopeClient(discord.Client):
 
     async def open(self, token: str, *, ready_timeout: float) -> None:
         """Log in, connect the gateway and wait for READY; CredentialsError for what the operator must fix."""
-        try:
-            await self.login(token)
-        except discord.LoginFailure:
-            raise CredentialsError(REJECTED) from None
-        except NETWORK_ERRORS as e:
-            raise platform_error(e, f"log in at {Route.BASE}") from None
+        await _log_in(self.login(token))
         runner = self._runner = asyncio.create_task(self._run_gateway(), name="discord-gateway")
         ready = asyncio.create_task(self.wait_until_ready(), name="discord-ready")
         try:
@@ -251,13 +246,19 @@ async def check_token(token: str) -> None:
     """
     http = discord.http.HTTPClient(asyncio.get_running_loop())
     try:
-        await http.static_login(token)
+        await _log_in(http.static_login(token))
+    finally:
+        await http.close()
+
+
+async def _log_in(login: Awaitable[object]) -> None:
+    """Await a REST login: CredentialsError for a rejected token, PlatformError when Discord cannot be reached."""
+    try:
+        await login
     except discord.LoginFailure:
         raise CredentialsError(REJECTED) from None
     except NETWORK_ERRORS as e:
         raise platform_error(e, f"log in at {Route.BASE}") from None
-    finally:
-        await http.close()
 
 
 def override_endpoints(*, api_url: str | None, gateway_url: str | None) -> Callable[[], None]:
