@@ -199,7 +199,7 @@ RULES: tuple[Rule, ...] = (
     _r(
         "fraud",
         "fraud",
-        r"\b((write|create|make|send|draft|craft|design|build|set up|run)\b.{0,12}\bphishing|launder(ing)? money|money laundering|(make|print|produce|sell|pass|use) counterfeit|fake (an? |some )?(id|ids|passport|invoice|invoices|receipts?|doctors? notes?|reviews?|charity|insurance claim|(bank )?accounts?)|forge (a |the |my |his |her )?(signature|check|document|receipt)|commit identity theft|steal (someones |their |his |her )?identity|(use|with|cash|buy|sell) (a |some )?stolen (credit ?card|check|card)|credit ?card numbers? that works?|ponzi scheme|tax evasion|evade taxes)\b",
+        r"\b((write|create|make|send|draft|craft|design|build|set up|run)\b.{0,12}\bphishing|launder(ing)? (the |my |our |some |dirty |drug )?(money|cash|proceeds)|(how|ways?|help|teach|steps|guide|best|easiest|tips)\b.{0,40}\bmoney laundering|(make|print|produce|sell|pass|use) counterfeit|fake (an? |some )?(id|ids|passport|invoice|invoices|receipts?|doctors? notes?|reviews?|charity|insurance claim|(bank )?accounts?)|forge (a |the |my |his |her )?(signature|check|document|receipt)|commit identity theft|steal (someones |their |his |her )?identity|(use|with|cash|buy|sell) (a |some )?stolen (credit ?card|check|card)|credit ?card numbers? that works?|ponzi scheme|tax evasion|evade taxes)\b",
     ),
     _r(
         "fraud",
