@@ -166,6 +166,7 @@ LIBRARY_WORDS = frozenset({"library", "branch", "harbor", "recreation", "center"
         ("What time does the Fairview City Library close?", "fairview city library"),
         ("aspen dental hours near me?", "aspen dental"),
         ("Does Tractor Supply open on Sundays?", "tractor supply"),
+        ("When does the Fairview library building open?", "fairview library building"),
     ],
 )
 def test_other_places_are_named(text: str, place: str) -> None:
@@ -184,6 +185,7 @@ def test_other_places_are_named(text: str, place: str) -> None:
         "library hours?",
         "Can I rent a bike for a few hours?",  # not a question about a place's hours
         "when does the book sale start",
+        "what time does the library building close",  # "building" is any organisation's premises
     ],
 )
 def test_the_scopes_own_places_are_not(text: str) -> None:

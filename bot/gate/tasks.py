@@ -192,6 +192,8 @@ _PLACE_PREPOSITION = re.compile(r"\s+(?:on|at|in|near|by|off|across|next|behind|
 #: Words that say where or which, not what: "the DMV office downtown", "the new gym".
 _PLACE_FILLER = frozenset(
     {"local", "nearest", "closest", "new", "old", "main", "big", "little", "one", "place", "today"}
+    # Words for any organisation's premises: "the bowling alley" is Pinecrest Lanes' own.
+    | {"alley", "building", "facility", "location", "venue", "premise", "complex"}
 )
 
 
