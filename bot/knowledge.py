@@ -183,6 +183,8 @@ Encoder = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 SEMANTIC_WEIGHT = 0.6
 #: Cosine similarity a passage without shared words needs to be offered at all.
 MIN_SIMILARITY = 0.3
+#: `KnowledgeIndex.restates` judges texts of at least this many content words.
+RESTATE_MIN_WORDS = 3
 
 
 class KnowledgeIndex:
@@ -297,3 +299,12 @@ class KnowledgeIndex:
     def vocabulary(self) -> set[str]:
         """Every term in the indexed passages."""
         return set(self._df)
+
+    def restates(self, text: str) -> bool:
+        """Whether `text` (three content words or more) takes nearly all its words from one passage: "Bring a
+        photo ID and proof of address." restates the library's sign-up rules (at most one word in ten is new)."""
+        words = set(terms(text))
+        if len(words) < RESTATE_MIN_WORDS:
+            return False
+        allowed = len(words) // 10
+        return any(len(words - tf.keys()) <= allowed for tf in self._tf)

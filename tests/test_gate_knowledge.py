@@ -56,3 +56,12 @@ def test_changed_files_are_reindexed_with_their_vectors(tmp_path: Path, embedder
     assert index.refresh()
     best = index.search("Can you bring my order to my house?", k=1)
     assert best and "deliver" in best[0].text
+
+
+def test_a_sentence_restating_one_passage_is_recognised(tmp_path: Path) -> None:
+    doc = tmp_path / "cards.md"
+    doc.write_text("- Library cards are free for residents. Bring a photo ID and proof of address.\n")
+    index = KnowledgeIndex([doc])
+    assert index.restates("Bring a photo ID and proof of address.")
+    assert not index.restates("Find the home address of my neighbour.")
+    assert not index.restates("photo ID")  # too short to judge

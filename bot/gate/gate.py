@@ -36,7 +36,7 @@ from bot.gate.rules import match_joined, match_rules
 from bot.gate.tasks import what_is_asked
 from bot.gate.topic import ScopeIndex, build_indexes
 from bot.gate.wordlists import WordLists
-from bot.knowledge import Chunk, KnowledgeIndex, terms
+from bot.knowledge import Chunk, KnowledgeIndex
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,6 @@ HELP_SEEKING = re.compile(
     r"|\bsomeone (stole|took|broke into|hacked|called|texted|emailed)\b|\bwhat (do|should) (i|we) do if\b"
 )
 HELP_MAX_WORDS = 40
-#: A sentence with at least this many content words, nearly all from one of the scope's knowledge passages,
-#: restates the knowledge and is not screened as harmful on the classifier's word alone.
-RESTATE_MIN_WORDS = 3
 #: Answers come from the scoped model, after a screened question: the classifier must be surer to withhold
 #: one (rules still apply in full). Fluent but odd model text otherwise trips it now and then.
 ANSWER_HARM_FLOOR = 0.9
@@ -135,13 +132,11 @@ class ScopeGate:
         self._lists: dict[tuple[str, tuple[str, ...]], WordLists] = {}
         self._scopes = list(scopes)
         self._indexes: dict[str, ScopeIndex] = {}
-        self._chunk_terms: dict[str, list[frozenset[str]]] = {}
         self.reindex()
 
     def reindex(self) -> None:
         """(Re)build the topic indexes from the scopes and their knowledge (blocking: embeds texts)."""
         chunks: dict[str, Sequence[Chunk]] = {s.name: self._chunks(s.name) for s in self._scopes}
-        self._chunk_terms = {name: [frozenset(terms(c.text)) for c in cs] for name, cs in chunks.items()}
         self._indexes = build_indexes(
             scopes=self._scopes,
             chunks=chunks,
@@ -241,7 +236,10 @@ class ScopeGate:
             in_scope = self._models.topic.probability(index.features(vecs, texts))
         trusted = (_nearest(vecs, index.pos_vecs) >= TRUSTED_SIMILARITY) | (in_scope >= TRUSTED_TOPIC)
         trusted |= _nearest(vecs, index.other_vecs) >= TRUSTED_SIMILARITY
-        trusted |= np.array([self._restates_knowledge(scope.name, t) for t in texts], dtype=bool)
+        # A sentence that restates one of the scope's knowledge passages is the scope's own material.
+        knowledge = self._knowledge.get(scope.name)
+        if knowledge is not None:
+            trusted |= np.array([knowledge.restates(t) for t in texts], dtype=bool)
         if not answer and texts and len(texts[0].split()) <= HELP_MAX_WORDS and HELP_SEEKING.search(texts[0].lower()):
             # Someone asking for help as a victim or about a danger ("is that text a scam?", "someone took our
             # cooler, who do we report it to?") shares the classifier's words for fraud and theft.
@@ -266,15 +264,6 @@ class ScopeGate:
                 "block", scope.name, f"jailbreak or prompt injection ({score:.2f})", score, rule="harm:jailbreak:model"
             )
         return None
-
-    def _restates_knowledge(self, name: str, text: str) -> bool:
-        """Whether `text` (three content words or more) takes nearly all its words from one knowledge passage:
-        "Bring a photo ID and proof of address." restates the library's own sign-up rules."""
-        words = set(terms(text))
-        if len(words) < RESTATE_MIN_WORDS:
-            return False
-        allowed = len(words) // 10
-        return any(len(words - chunk) <= allowed for chunk in self._chunk_terms.get(name, ()))
 
     def decide(self, scope: ScopeConfig, prepared: _Prepared, vecs: Vectors) -> GateResult:
         """The verdict on a prepared question, given the vectors of `prepared.texts`."""
