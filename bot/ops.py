@@ -174,6 +174,10 @@ class Ops:
             # A state added later is still counted, under its own name.
             self._cases |= {k: v for k, v in found.items() if k not in self._cases}
 
+    def spool_waiting(self) -> int:
+        """Reports and answer records kept during a database outage and not yet written."""
+        return self._spool.backlog if self._spool is not None else 0
+
     def snapshot(self) -> Snapshot:
         """Live state for the metrics collector (the database part as of the last check)."""
         m = self._models.model
@@ -186,7 +190,7 @@ class Ops:
             platforms=self.platforms(),
             database_up=self._db_error is None,
             cases=self._cases,
-            spool_waiting=self._spool.backlog if self._spool is not None else 0,
+            spool_waiting=self.spool_waiting(),
         )
 
     async def health(self) -> tuple[int, dict[str, Any]]:
@@ -202,7 +206,7 @@ class Ops:
             "model": self.model().as_dict(),
             "database": database,
             # Reports and answer records kept during a database outage and not yet written.
-            "spool": {"waiting": self._spool.backlog if self._spool is not None else 0},
+            "spool": {"waiting": self.spool_waiting()},
             "platforms": {
                 name: "unknown" if up is None else ("connected" if up else "disconnected")
                 for name, up in platforms.items()
