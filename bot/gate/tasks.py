@@ -1,9 +1,13 @@
-"""What a question asks for, before what it is about: creative work, another place's hours, plain service.
+"""What a question asks for, before what it is about: creative work, general knowledge, another place, plain
+service.
 
-Three screens the gate runs before the topic classifier:
+The screens the gate runs before the topic classifier, in its order:
 - `creative_request`: poems, songs, stories, jokes, refused whatever their subject (below);
+- `GENERAL_KNOWLEDGE`: inventions, world records, history about the subject, refused;
 - `other_place`: the opening hours of a place that is not the scope's ("What time does Costco close?"),
   refused, where the classifier would see only an hours question like the scope's own;
+- `named_place`: any question about another organisation named by the words before a kind of place
+  ("tickets to the Bronx Zoo"), refused;
 - `service_question`: what anyone asks the organisation it is talking to ("is there parking?"), answered.
 
 A scoped bot answers questions about its use case. "Write a poem about my dog" shares the vet clinic's
@@ -317,8 +321,9 @@ def what_is_asked(
     creative: bool = False,
     general_knowledge: bool = False,
 ) -> Asked | None:
-    """The three screens in the gate's order (creative writing, another place's hours, a plain service
-    question), or None when the topic classifier decides. The training script leaves out the same questions.
+    """The screens in the gate's order (creative writing, general knowledge, another place's hours, another
+    named organisation, a plain service question), or None when the topic classifier decides. The training
+    script leaves out the same questions.
     """
     form = creative_request(folded)
     if form is not None and not creative:
