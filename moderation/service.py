@@ -125,17 +125,19 @@ class ModerationService:
                         who = (platform, workspace, user_id)
                         snapshot[who] = max(ends, snapshot.get(who, ends))
                     self._mutes, self._mutes_read_at = snapshot, time.monotonic()
-                until = await session.scalar(
-                    select(Mute.until)
-                    .where(
-                        Mute.platform == actor.platform,
-                        Mute.workspace == place.workspace,
-                        Mute.user_id == actor.user_id,
-                        col(Mute.until) > now,
+                    until = snapshot.get(key)  # the snapshot just read holds this member's time-out too
+                else:
+                    until = await session.scalar(
+                        select(Mute.until)
+                        .where(
+                            Mute.platform == actor.platform,
+                            Mute.workspace == place.workspace,
+                            Mute.user_id == actor.user_id,
+                            col(Mute.until) > now,
+                        )
+                        .order_by(col(Mute.until).desc())
+                        .limit(1)
                     )
-                    .order_by(col(Mute.until).desc())
-                    .limit(1)
-                )
         except Exception as e:
             if not self._watch.lost(e, during="checking time-outs"):
                 raise
