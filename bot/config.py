@@ -163,6 +163,8 @@ class ScopeConfig(_Strict):
     creative: bool = False
     #: Whether this scope answers general knowledge: inventions, world records, history (refused otherwise).
     general_knowledge: bool = False
+    #: Other names people call the organisation by ("RPL", "the Riverside library"): its own, not another place.
+    aliases: list[str] = []
     #: Reviewer channel per platform for this scope's cases, overriding `[moderation]`.
     reviewer_channels: dict[str, str] = {}
 

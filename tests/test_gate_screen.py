@@ -261,6 +261,38 @@ async def test_a_question_about_another_organisation_is_refused_naming_it(
     assert own.verdict == "answer"
 
 
+async def test_the_scope_misnamed_with_a_civic_word_is_still_its_own(
+    gate: ScopeGate, dev: Config, library: ScopeConfig
+) -> None:
+    # The library is the "Riverside City Library"; members also call it the public or county library.
+    for question in [
+        "what time does the Riverside Public Library close",
+        "can I renew books at the riverside public library",
+        "when does the public library open on sunday",
+    ]:
+        assert (await gate.screen_prompt(library, question)).verdict == "answer", question
+    # Another town's library, the county museum and a bike shop's "public library" are other places.
+    for question in ["how much is a card at the Fairview Public Library", "does the county museum have a gift shop"]:
+        assert (await gate.screen_prompt(library, question)).rule == "topic:other-place", question
+    bikes = await gate.screen_prompt(dev.scope("bikeshop"), "when does the public library open")
+    assert bikes.rule == "topic:other-place"
+
+
+async def test_aliases_are_the_scopes_own_names(embedder: Embedder, dev: Config, library: ScopeConfig) -> None:
+    question = "what time does the Smith Memorial Library close on saturday?"
+    aliased = library.model_copy(update={"aliases": ["Smith Memorial", "RCL"]})
+    scopes = [aliased if s.name == library.name else s for s in dev.scopes]
+    knowledge = {s.name: KnowledgeIndex(s.knowledge) for s in scopes}
+    with_alias = ScopeGate(embedder=embedder, scopes=scopes, knowledge=knowledge, global_blocked=[])
+    plain = ScopeGate(embedder=embedder, scopes=dev.scopes, knowledge=knowledge, global_blocked=[])
+    before = await plain.screen_prompt(library, question)
+    assert before.rule == "topic:other-place" and "smith memorial library" in before.reason
+    assert (await with_alias.screen_prompt(aliased, question)).verdict == "answer"
+    assert (await with_alias.screen_prompt(aliased, "is RCL open on sundays")).verdict == "answer"
+    # Another organisation is still refused.
+    assert (await with_alias.screen_prompt(aliased, "When does the Bronx Zoo open?")).verdict == "refuse"
+
+
 async def test_general_knowledge_about_the_subject_is_refused(gate: ScopeGate, library: ScopeConfig) -> None:
     # The printing press shares the library's subject, not its business; a scope may set general_knowledge.
     result = await gate.screen_prompt(library, "Who invented the printing press?")

@@ -221,7 +221,7 @@ def other_place(clean: str, uses: Callable[[str], bool], vocabulary: frozenset[s
         return None
     head_phrase = _PLACE_PREPOSITION.sub("", place)
     words = [w for w in terms(head_phrase) if w not in SERVICE_WORDS and w not in _PLACE_FILLER and not _CLOCK.match(w)]
-    if not words or all(_names_own(w, uses, vocabulary) for w in words):
+    if not words or _own_name(words, uses, vocabulary):
         return None
     return place
 
@@ -291,9 +291,29 @@ def named_place(clean: str, uses: Callable[[str], bool], vocabulary: frozenset[s
             for w in terms(t)
             if w not in SERVICE_WORDS and w not in _PLACE_FILLER and w not in _VENUES and not _CLOCK.match(w)
         ]
-        if name and not all(_names_own(w, uses, vocabulary) for w in name):
+        if name and not _own_name(name, uses, vocabulary, venue=head[0]):
             return " ".join(tokens[start : i + 1])
     return None
+
+
+#: Words that say which kind of body runs a place, not which place it is: "the Riverside Public Library" is
+#: the Riverside City Library's own when its knowledge never says "public".
+_CIVIC = frozenset("public city county community municipal town village central memorial".split())
+
+
+def _own_name(name: list[str], uses: Callable[[str], bool], vocabulary: frozenset[str], venue: str = "") -> bool:
+    """Whether a place's name (the words before its kind of place, `venue`) is the scope's own: every word is
+    the scope's, or every word but the civic ones ("public", "county") while another word, or the kind of place,
+    is. "the Riverside Public Library" and "the public library" are the Riverside City Library's own; "the
+    Fairview Public Library" is not, nor is "the public library" at a bike shop.
+    """
+    own = [_names_own(w, uses, vocabulary) for w in name]
+    if all(own):
+        return True
+    pairs = list(zip(name, own, strict=True))
+    if venue:
+        pairs.append((venue, _names_own(venue, uses, vocabulary)))
+    return all(o or w in _CIVIC for w, o in pairs) and any(o and w not in _CIVIC for w, o in pairs)
 
 
 def _names_own(word: str, uses: Callable[[str], bool], vocabulary: frozenset[str]) -> bool:
