@@ -7,8 +7,8 @@ import pytest
 
 from bot.gate.normalize import normalize
 from bot.gate.tasks import (
-    GENERAL_KNOWLEDGE,
     SERVICE_WORDS,
+    asks_general_knowledge,
     creative_request,
     named_place,
     other_place,
@@ -113,6 +113,15 @@ def test_the_scope_vocabulary_counts_as_its_own() -> None:
     text = normalize("can i take pictures in the east gallery").clean
     assert not service_question(text, frozenset())
     assert service_question(text, frozenset({"picture", "east", "gallery"}))
+
+
+def test_a_question_naming_the_organisation_by_its_own_word_is_asked_of_it() -> None:
+    text = normalize("Is the gym wheelchair accessible?").clean
+    assert service_question(text, frozenset({"gym", "climbing"}))
+    # At a scope that has no gym, the gym is somewhere else.
+    assert not service_question(text, frozenset({"museum"}))
+    # "the parking" names no organisation: a service word is not the scope's own.
+    assert not service_question(normalize("Is the parking free?").clean, frozenset({"parking"}))
 
 
 def test_service_words_are_folded_like_the_questions() -> None:
@@ -244,7 +253,7 @@ def test_own_places_and_places_travelled_to_are_not(text: str) -> None:
     ],
 )
 def test_general_knowledge_questions(text: str) -> None:
-    assert GENERAL_KNOWLEDGE.search(normalize(text).clean.lower())
+    assert asks_general_knowledge(normalize(text).clean.lower())
 
 
 @pytest.mark.parametrize(
@@ -257,10 +266,11 @@ def test_general_knowledge_questions(text: str) -> None:
         "what is the best time to visit",
         "is this the biggest zoo in the state",
         "who do I talk to about a lost ticket",
+        "my great-grandfather worked in one of the mills in the 1890s. can i look at old records somewhere?",
     ],
 )
 def test_questions_about_the_scopes_own_history_are_not_general_knowledge(text: str) -> None:
-    assert not GENERAL_KNOWLEDGE.search(normalize(text).clean.lower())
+    assert not asks_general_knowledge(normalize(text).clean.lower())
 
 
 def test_a_scope_may_answer_general_knowledge() -> None:

@@ -3,7 +3,7 @@ service.
 
 The screens the gate runs before the topic classifier, in its order:
 - `creative_request`: poems, songs, stories, jokes, refused whatever their subject (below);
-- `GENERAL_KNOWLEDGE`: inventions, world records, history about the subject, refused;
+- `asks_general_knowledge`: inventions, world records, history about the subject, refused;
 - `other_place`: the opening hours of a place that is not the scope's ("What time does Costco close?"),
   refused, where the classifier would see only an hours question like the scope's own;
 - `named_place`: any question about another organisation named by the words before a kind of place
@@ -75,12 +75,25 @@ GENERAL_KNOWLEDGE = re.compile(
     r"\bwho\s+(?:first\s+)?(?:invented|discovered)\b"
     r"|\b(?:first|oldest|biggest|largest|best|smallest|rarest|smartest|fastest|tallest|most\s+\w+)\s+"
     r"(?:[\w'-]+\s+){0,3}?(?:in\s+(?:the\s+)?(?:world|history)|of\s+all\s+time)\b"
-    r"|\bin\s+(?:ww\s?(?:2|ii|1|i)|world\s+war\s+(?:2|ii|two|1|i|one)|ancient\s+\w+|medieval\s+\w+"
-    r"|the\s+(?:1[5-9]|20)\d0s|the\s+middle\s+ages)\b"
     r"|\bhistory\s+of\s+(?!the\b|this\b|that\b|your\b|our\b|you\b|it\b)"
     r"|^when\s+did\s+.+\s+(?:become|get)\s+(?:popular|common|invented|a\s+thing)\b"
     r"|^(?:when|what)\s+(?:was|were)\s+the\s+first\s+(?:[\w'-]+\s+){1,3}(?:ever\s+)?(?:used|made|invented|discovered)\b"
 )
+#: A past era: general knowledge ("what were victory gardens in ww2"), unless the asker's own family or
+#: research is the subject ("my great-grandfather worked in the mills in the 1890s, can I see the records?").
+_ERA = re.compile(
+    r"\bin\s+(?:ww\s?(?:2|ii|1|i)|world\s+war\s+(?:2|ii|two|1|i|one)|ancient\s+\w+|medieval\s+\w+"
+    r"|the\s+(?:1[5-9]|20)\d0s|the\s+middle\s+ages)\b"
+)
+_PERSONAL = re.compile(r"\b(?:i|i'm|im|my|me|we|our|us)\b")
+
+
+def asks_general_knowledge(lowered: str) -> bool:
+    """Whether a question (normalized, lower case) asks for general knowledge: inventions and discoveries,
+    records, the history of a subject, or life in a past era that is not the asker's own family's."""
+    if GENERAL_KNOWLEDGE.search(lowered):
+        return True
+    return _ERA.search(lowered) is not None and _PERSONAL.search(lowered) is None
 
 
 #: Words of the questions any organisation gets from the people it serves (beyond `service_questions.txt`'s
@@ -155,7 +168,8 @@ def service_question(clean: str, scope_vocabulary: frozenset[str]) -> bool:
     words = terms(clean)
     if not words or len(words) > 12:
         return False
-    if not _ADDRESSED.search(clean.lower()):
+    lowered = clean.lower()
+    if not _ADDRESSED.search(lowered) and not _names_the_scope(lowered, scope_vocabulary):
         # A terse "hrs sunday?" or "open today?" in the scope's channel is asked of it too.
         return (
             len(words) <= 3
@@ -164,6 +178,17 @@ def service_question(clean: str, scope_vocabulary: frozenset[str]) -> bool:
         )
     anchored = any(w in SERVICE_ANCHORS or (_CLOCK.match(w) and not w.isdigit()) for w in words)
     return anchored and all(w in SERVICE_WORDS or w in scope_vocabulary or _CLOCK.match(w) for w in words)
+
+
+_THE_WORD = re.compile(r"\bthe\s+([a-z][\w'-]*)")
+
+
+def _names_the_scope(lowered: str, scope_vocabulary: frozenset[str]) -> bool:
+    """Whether a question names the organisation by one of its own words: "is the gym wheelchair accessible?"."""
+    return any(
+        (t := terms(m.group(1))) and t[0] in scope_vocabulary and t[0] not in SERVICE_WORDS
+        for m in _THE_WORD.finditer(lowered)
+    )
 
 
 #: "When does the aquarium open?", "Is Costco open on Easter?", "hours of the DMV downtown": the hours of a
@@ -298,7 +323,7 @@ def named_place(clean: str, uses: Callable[[str], bool], vocabulary: frozenset[s
 
 #: Words that say which kind of body runs a place, not which place it is: "the Riverside Public Library" is
 #: the Riverside City Library's own when its knowledge never says "public".
-_CIVIC = frozenset("public city county community municipal town village central memorial".split())
+_CIVIC = frozenset(["public", "city", "county", "community", "municipal", "town", "village", "central", "memorial"])
 
 
 def _own_name(name: list[str], uses: Callable[[str], bool], vocabulary: frozenset[str], venue: str = "") -> bool:
@@ -350,7 +375,7 @@ def what_is_asked(
         return Asked(
             "refuse", "topic:creative", f"a request for creative writing ({form}), which this scope does not do"
         )
-    if not general_knowledge and GENERAL_KNOWLEDGE.search(clean.lower()):
+    if not general_knowledge and asks_general_knowledge(clean.lower()):
         return Asked(
             "refuse",
             "topic:general-knowledge",
