@@ -122,6 +122,10 @@ def test_a_question_naming_the_organisation_by_its_own_word_is_asked_of_it() -> 
     assert not service_question(text, frozenset({"museum"}))
     # "the parking" names no organisation: a service word is not the scope's own.
     assert not service_question(normalize("Is the parking free?").clean, frozenset({"parking"}))
+    # Its desk, office and queue are its own too.
+    assert service_question(normalize("what time does the office open").clean, frozenset())
+    assert service_question(normalize("how long is the wait usually").clean, frozenset())
+    assert not service_question(normalize("what time is it").clean, frozenset())
 
 
 def test_service_words_are_folded_like_the_questions() -> None:

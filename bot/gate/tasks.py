@@ -180,13 +180,15 @@ def service_question(clean: str, scope_vocabulary: frozenset[str]) -> bool:
     return anchored and all(w in SERVICE_WORDS or w in scope_vocabulary or _CLOCK.match(w) for w in words)
 
 
+#: "what time does the office open", "how long is the wait": the organisation's own desk, queue and rooms.
+_PLACE_NOUNS = frozenset(terms("office front desk reception wait line queue entrance lobby counter staff"))
 _THE_WORD = re.compile(r"\bthe\s+([a-z][\w'-]*)")
 
 
 def _names_the_scope(lowered: str, scope_vocabulary: frozenset[str]) -> bool:
     """Whether a question names the organisation by one of its own words: "is the gym wheelchair accessible?"."""
     return any(
-        (t := terms(m.group(1))) and t[0] in scope_vocabulary and t[0] not in SERVICE_WORDS
+        (t := terms(m.group(1))) and (t[0] in _PLACE_NOUNS or (t[0] in scope_vocabulary and t[0] not in SERVICE_WORDS))
         for m in _THE_WORD.finditer(lowered)
     )
 
