@@ -85,6 +85,9 @@ def test_questions_about_stories_and_songs_are_not_creative_requests(text: str) 
         "can I talk to a real person",
         "can i drop off at 6:30 in the morning",
         "how early should I get there",
+        "is there somewhere to leave the car nearby",
+        "can I just walk in or do I need to book something",
+        "can we bring our own lunch in",
     ],
 )
 def test_plain_service_questions(text: str) -> None:

@@ -146,6 +146,19 @@ SERVICE_ANCHORS = frozenset(t for w in _SERVICE_RAW.split() for t in terms(w)) -
 )
 SERVICE_WORDS = SERVICE_ANCHORS | frozenset(t for w in _SERVICE_COMPANY.split() for t in terms(w))
 _WHEN_WORDS = frozenset(t for w in _WHEN_RAW.split() for t in terms(w))
+#: More words of service questions ("is there somewhere to leave the car", "can grandma pick him up on
+#: fridays"), for `service_question` only: the topic classifier's service feature was fitted on SERVICE_WORDS.
+_ASKED_ANCHORS = frozenset(terms("arrive arriving arrival leave car cars bag bags luggage stroller"))
+_ASKED_WORDS = (
+    SERVICE_WORDS
+    | _ASKED_ANCHORS
+    | frozenset(
+        terms(
+            "book mom mum dad parent parents grandma grandpa grandmother grandfather husband wife partner neighbor "
+            "neighbour him her them own till while"
+        )
+    )
+)
 #: Words that make a terse question, asked of no one, an hours question: "hrs sunday?", "open late tonight?".
 _HOURS_WORDS = frozenset({"hour", "hr", "hrs", "open", "opening", "close", "closing", "closed"})
 #: Numbers, times and dates ("7", "6:30", "10pm", "4th") say when, not what.
@@ -176,8 +189,8 @@ def service_question(clean: str, scope_vocabulary: frozenset[str]) -> bool:
             and bool(_HOURS_WORDS.intersection(words))
             and all(w in _WHEN_WORDS or _CLOCK.match(w) for w in words)
         )
-    anchored = any(w in SERVICE_ANCHORS or (_CLOCK.match(w) and not w.isdigit()) for w in words)
-    return anchored and all(w in SERVICE_WORDS or w in scope_vocabulary or _CLOCK.match(w) for w in words)
+    anchored = any(w in SERVICE_ANCHORS or w in _ASKED_ANCHORS or (_CLOCK.match(w) and not w.isdigit()) for w in words)
+    return anchored and all(w in _ASKED_WORDS or w in scope_vocabulary or _CLOCK.match(w) for w in words)
 
 
 #: "what time does the office open", "how long is the wait": the organisation's own desk, queue and rooms.
