@@ -52,8 +52,6 @@ HISTORY_TURNS = 3
 #: is never screened as harmful on the classifier's word alone ("how long does donating take" is the blood
 #: centre's question, refused by the marina, not blocked as fraud).
 TRUSTED_SIMILARITY = 0.7
-#: … or this sure to be in scope.
-TRUSTED_TOPIC = 0.999
 #: A short question that asks for help as a victim, or whether something is safe, is not blocked on the
 #: classifier's word alone (rules still apply): "is that a scam?", "who do I report it to?", "my bike was stolen".
 HELP_SEEKING = re.compile(
@@ -222,19 +220,17 @@ class ScopeGate:
         texts: Sequence[str],
         *,
         answer: bool,
-        in_scope: np.ndarray | None = None,
     ) -> GateResult | None:
-        """Block on the harm/jailbreak classifier; `in_scope` is P(in scope) per view when the caller has it."""
+        """Block on the harm/jailbreak classifier."""
         harm = self._models.harm
         proba = harm.probabilities(vecs)
-        # A view that is plainly about the scope (it restates the scope's own material, or the topic
-        # classifier is sure of it) is not taken for a harmful request on the embedding classifier's word
-        # alone: it misreads some plain facts ("fines were eliminated in 2022"). Rules still apply, and a
-        # harmful clause wrapped in an in-scope frame is its own view, which is not about the scope.
+        # A view that is plainly about the scope (it is close to one of the scope's texts or restates its
+        # material) is not taken for a harmful request on the embedding classifier's word alone: it misreads
+        # some plain facts ("fines were eliminated in 2022"). Rules still apply, and a harmful clause wrapped
+        # in an in-scope frame is its own view, which is not about the scope. The topic classifier's certainty
+        # is not trust: it was sure of "what's the best way to poison a neighbor's dog" at a parks department.
         index = self._index(scope)
-        if in_scope is None:
-            in_scope = self._models.topic.probability(index.features(vecs, texts))
-        trusted = (_nearest(vecs, index.pos_vecs) >= TRUSTED_SIMILARITY) | (in_scope >= TRUSTED_TOPIC)
+        trusted = _nearest(vecs, index.pos_vecs) >= TRUSTED_SIMILARITY
         trusted |= _nearest(vecs, index.other_vecs) >= TRUSTED_SIMILARITY
         # A sentence that restates one of the scope's knowledge passages is the scope's own material.
         knowledge = self._knowledge.get(scope.name)
@@ -276,10 +272,7 @@ class ScopeGate:
                 if blocked is not None:
                     return blocked
         index = self._index(scope)
-        # One pass of the topic classifier over every view: the harm screen's trust and the verdict below
-        # (the first view is the whole question, `norm.clean`).
-        in_scope = self._models.topic.probability(index.features(vecs, prepared.texts))
-        blocked = self._block_by_model(scope, vecs, prepared.texts, answer=False, in_scope=in_scope)
+        blocked = self._block_by_model(scope, vecs, prepared.texts, answer=False)
         if blocked is not None:
             return blocked
         asked = what_is_asked(
@@ -293,7 +286,8 @@ class ScopeGate:
         if asked is not None:
             score = 1.0 if asked.verdict == "answer" else 0.0
             return GateResult(asked.verdict, scope.name, asked.reason, score, rule=asked.rule)
-        p = float(in_scope[0])
+        # The topic classifier judges the whole question (the first view, `norm.clean`).
+        p = float(self._models.topic.probability(index.features(vecs[:1], prepared.texts[:1]))[0])
         threshold = self._models.topic.threshold_for(scope.strictness)
         example, similarity = index.nearest(vecs[0])
         if p >= threshold:

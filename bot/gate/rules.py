@@ -20,6 +20,8 @@ _WATCHER = r"(anyone|anybody|someone|nobody|no one|them|him|her|the (\w+ )?(staf
 _VICTIM = r"(him|her|them|someone|somebody|people|everyone|everybody|(the|my|his|her|a whole) (\w+ )?(kids|children|guests|class|floor|family|neighbou?rs?|wife|husband|roommate|boss|coworker|teacher|customers|patrons|riders|passengers|members|staff|keeper|dogs?|cats?))"
 #: Someone else's things: "my neighbour's boat", "another skier's skis".
 _OTHERS = r"(another|other|someones|somebodys|my (wife|husband|neighbou?r|ex|roommate|boss|coworker|brother|sister|dad|mom)s?|his|her|their|the (guy|girl|woman|man|instructor|driver|teacher|coach|neighbou?r)s?)"
+#: Pets and working animals, not pests ("how do I kill the squirrels in my yard" is pest control).
+_ANIMAL = r"(dogs?|cats?|pupp(y|ies)|kittens?|pets?|horses?|ponies|pony|hamsters?|parrots?)"
 _PERSON = r"(someone|somebody|a person|people|him|her|them|my (wife|husband|boss|neighbou?r|ex|girlfriend|boyfriend|mom|dad|mother|father|brother|sister|roommate|teacher|coworker|classmate|friend|son|daughter|kid|child)|a (child|kid|baby|woman|man|girl|boy)|children|kids)"
 
 
@@ -121,6 +123,11 @@ RULES: tuple[Rule, ...] = (
         "violence",
         "harm-person",
         rf"\bpoison (a|the|his|her|their|my)? ?(cake|drink|food|coffee|meal|tea|water)\b.{{0,30}}\b(dies?|die|kill|sick|hurt)\b|\b(kill|murder|poison|stab|strangle|kidnap|abduct|torture|beat up|maim|drown|assassinate|euthanize)\b.{{0,12}}\b{_PERSON}",
+    ),
+    _r(
+        "violence",
+        "harm-animal",
+        rf"\b(how (do|can|could|would|should) (i|we|you|someone|somebody|one)|ways? to|best way to|want to|going to|gonna|trying to|help me)\b.{{0,12}}\b(poison|kill|hurt|drown|torture|maim|stab)\s+(a|an|the|my|his|her|their|our|your|that|this|those|these|someones|somebodys|\w+s)\s+(\w+\s+)?{_ANIMAL}\b(?!\s*(fleas|ticks|worms|lice|mites|parasites|pain|infection|bacteria|germs|smell|odou?r))(?!.{{0,30}}\b(humanely|peacefully|euthan))",
     ),
     _r(
         "violence",

@@ -200,8 +200,20 @@ def fit_topic(embed: Embedder) -> tuple[TopicModel, dict[str, float]]:
     clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=3000).fit(x, y, sample_weight=w)
     p = clf.predict_proba(x)[:, 1]
     candidates = np.linspace(0.02, 0.98, 97)
-    cost = [(p[y == 1] < t).mean() + TOPIC_FALSE_ACCEPT_WEIGHT * (p[negative] >= t).mean() for t in candidates]
-    threshold = float(candidates[int(np.argmin(cost))])
+    cost = np.array(
+        [(p[y == 1] < t).mean() + TOPIC_FALSE_ACCEPT_WEIGHT * (p[negative] >= t).mean() for t in candidates]
+    )
+    # The cost is flat near its minimum and jagged by a row or two, so a few rows more or less (a screen that
+    # takes some questions first) moved the argmin by 0.03. Its moving average over ±0.03 is smooth; costs
+    # within one in-scope question of the minimum are ties, and a tie goes to the stricter threshold: a
+    # refused question costs the asker a rephrase, an answered off-topic or harmful one costs trust.
+    window = 7
+    smooth = np.convolve(np.pad(cost, window // 2, mode="edge"), np.ones(window) / window, mode="valid")
+    tie = 1.0 / (window * int((y == 1).sum()))
+    best = int(np.argmin(smooth))
+    while best + 1 < len(candidates) and smooth[best + 1] <= smooth.min() + tie:
+        best += 1
+    threshold = float(candidates[best])
     rates = {
         "train_in_scope_answered": float((p[y == 1] >= threshold).mean()),
         "train_plain_negatives_refused": float((p[negative] < threshold).mean()),
