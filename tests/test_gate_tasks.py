@@ -221,6 +221,7 @@ ZOO_WORDS = frozenset({"zoo", "harborview", "city", "ticket", "member", "giraffe
         ("Do you know when the Lincoln Middle School pool has open swim?", "lincoln middle school"),
         ("what's the move-in process for Ohio State dorms", "ohio state dorms"),
         ("Who directed Jurassic Park?", "jurassic park"),  # a verb ends the name
+        ("Is Roadwise Driving School in Fairfield any good?", "roadwise driving school"),  # ... not before the kind
     ],
 )
 def test_other_organisations_are_named(text: str, place: str) -> None:
@@ -257,6 +258,10 @@ def test_own_places_and_places_travelled_to_are_not(text: str) -> None:
         "when did farmers markets become popular in the US",
         "when was the first computer password used",
         "what was the first car ever made",
+        "Who was the first woman appointed to the Supreme Court?",
+        "when were driver's licences first introduced",
+        "what's the hardest boulder problem ever sent",
+        "When was the first food bank in the US founded?",
     ],
 )
 def test_general_knowledge_questions(text: str) -> None:
@@ -274,10 +279,30 @@ def test_general_knowledge_questions(text: str) -> None:
         "is this the biggest zoo in the state",
         "who do I talk to about a lost ticket",
         "my great-grandfather worked in one of the mills in the 1890s. can i look at old records somewhere?",
+        "are you the oldest library in the country?",
+        "who was the first person to sign up for your spring league",
+        "when was the first day of the fall session",
     ],
 )
 def test_questions_about_the_scopes_own_history_are_not_general_knowledge(text: str) -> None:
     assert not asks_general_knowledge(normalize(text).clean.lower())
+
+
+@pytest.mark.parametrize(
+    ("text", "career"),
+    [
+        ("how do I get a job as a museum curator", True),
+        ("how many years of school does it take to become a pharmacist", True),
+        ("how do i become a licensed home daycare provider", True),
+        ("how do I become a volunteer", False),
+        ("how do I get a job as a lifeguard here", False),
+        ("are you hiring? i'd love a job as a barista", False),
+    ],
+)
+def test_career_questions_are_about_the_field_not_the_organisation(text: str, career: bool) -> None:
+    norm = normalize(text)
+    asked = what_is_asked(norm.clean, norm.folded, uses=ZOO_WORDS.__contains__, vocabulary=ZOO_WORDS)
+    assert (asked is not None and asked.rule == "topic:career") is career
 
 
 def test_a_scope_may_answer_general_knowledge() -> None:

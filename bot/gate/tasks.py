@@ -86,6 +86,27 @@ _ERA = re.compile(
     r"|the\s+(?:1[5-9]|20)\d0s|the\s+middle\s+ages)\b"
 )
 _PERSONAL = re.compile(r"\b(?:i|i'm|im|my|me|we|our|us)\b")
+#: Firsts and records about a subject at large: "who was the first woman appointed to the Supreme Court",
+#: "when were driver's licences first introduced", "the hardest boulder problem ever sent", "the first food
+#: bank in the US" — unless asked of the organisation ("are you the oldest library in the country?").
+_FIRSTS = re.compile(
+    r"\bwho\s+(?:was|were|is)\s+the\s+first\s+(?:[\w'-]+\s+){0,2}?(?:to|in|at)\b"
+    r"|^(?:when|what\s+year)\s+(?:was|were|did)\s+.{3,60}?\s+first\s+(?:introduced|invented|used|made|built|"
+    r"founded|opened|created|started|discovered|sold|required|issued)\b"
+    r"|\b(?:first|oldest|biggest|largest|smallest|hardest|longest|highest|deepest|tallest|fastest|most\s+\w+)\s+"
+    r"(?:[\w'-]+\s+){0,3}?(?:ever\s+(?:\w+ed|sent|climbed|built|made|run|won|sold|seen|found|caught|grown)"
+    r"|in\s+(?:the\s+)?(?:us|usa|united\s+states|america|country|nation|uk|canada))\b"
+)
+_ASKED_OF_IT = re.compile(r"\b(?:you|your|u|ur|y'?all|this|here|we|our)\b")
+#: Careers in the field: "how do I get a job as a museum curator", "how many years of school does it take
+#: to become a pharmacist" — not the organisation's own jobs or roles ("how do I become a volunteer").
+_CAREER = re.compile(
+    r"\b(?:get|find|land)\s+a\s+job\s+as\s+an?\b"
+    r"|\b(?:years?|school|college|university|degree|training|study|education)\b.{0,40}\bto\s+become\s+an?\b"
+    r"|\bhow\s+(?:do|can|would|does|did)\s+(?:i|one|someone|somebody|you|people)\s+become\s+an?\s+"
+    r"(?:licensed|certified|professional|registered|accredited)\b"
+    r"|\bcareer\s+(?:as|in)\s+an?\b"
+)
 
 
 def asks_general_knowledge(lowered: str) -> bool:
@@ -93,7 +114,14 @@ def asks_general_knowledge(lowered: str) -> bool:
     records, the history of a subject, or life in a past era that is not the asker's own family's."""
     if GENERAL_KNOWLEDGE.search(lowered):
         return True
+    if _FIRSTS.search(lowered) is not None and _ASKED_OF_IT.search(lowered) is None:
+        return True
     return _ERA.search(lowered) is not None and _PERSONAL.search(lowered) is None
+
+
+def asks_about_a_career(lowered: str) -> bool:
+    """Whether a question asks how to work in the organisation's field, not for one of its own jobs."""
+    return _CAREER.search(lowered) is not None and not re.search(r"\b(?:you|your|u|ur|here)\b", lowered)
 
 
 #: Words of the questions any organisation gets from the people it serves (beyond `service_questions.txt`'s
@@ -317,7 +345,9 @@ def named_place(clean: str, uses: Callable[[str], bool], vocabulary: frozenset[s
             start > 0
             and start > i - 4
             and tokens[start - 1] not in _NAME_STOP
-            and not _VERB_FORM.match(tokens[start - 1])
+            # "who directed Jurassic Park": a verb ends the name, but not right before the kind of place
+            # ("Roadwise Driving School", "the Oakdale Swimming Pool").
+            and (start == i or not _VERB_FORM.match(tokens[start - 1]))
         ):
             start -= 1
         if start > 0 and tokens[start - 1] in {"a", "an", "any", "my", "our"}:
@@ -396,6 +426,8 @@ def what_is_asked(
             "topic:general-knowledge",
             "a general-knowledge question (inventions, records, history), not about this scope",
         )
+    if asks_about_a_career(clean.lower()):
+        return Asked("refuse", "topic:career", "a question about working in the field, not about this scope")
     place = other_place(clean, uses, vocabulary)
     if place is not None:
         return Asked("refuse", "topic:other-place", f"about the hours of another place ({place!r}), not this scope's")
