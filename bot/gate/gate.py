@@ -272,9 +272,6 @@ class ScopeGate:
                 if blocked is not None:
                     return blocked
         index = self._index(scope)
-        blocked = self._block_by_model(scope, vecs, prepared.texts, answer=False)
-        if blocked is not None:
-            return blocked
         asked = what_is_asked(
             norm.clean,
             norm.folded,
@@ -283,6 +280,10 @@ class ScopeGate:
             creative=scope.creative,
             general_knowledge=scope.general_knowledge,
         )
+        if asked is None or asked.rule != "topic:service" or prepared.history is not None:
+            blocked = self._block_by_model(scope, vecs, prepared.texts, answer=False)
+            if blocked is not None:
+                return blocked
         if asked is not None:
             score = 1.0 if asked.verdict == "answer" else 0.0
             return GateResult(asked.verdict, scope.name, asked.reason, score, rule=asked.rule)
