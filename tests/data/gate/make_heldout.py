@@ -1,7 +1,7 @@
 """Build the gate's evaluation datasets, deterministically.
 
 - heldout.jsonl from base.tsv: other-scope negatives and obfuscated variants added;
-- unseen.jsonl, unseen2.jsonl, unseen3.jsonl, unseen4.jsonl, unseen5.jsonl and unseen6.jsonl from their .tsv files (six more scopes each, see the .toml files);
+- unseen.jsonl to unseen7.jsonl from their .tsv files (six more scopes each, see the .toml files);
 - devset.jsonl from ../devset/: each in-scope question for its own scope (answer) and, unless it is a
   question any organisation gets (`DEVSET_GENERIC`), for the other one (refuse); each off-topic question for
   both scopes (refuse); and the issue's acceptance lines.
@@ -183,3 +183,4 @@ if __name__ == "__main__":
     unseen("unseen4")
     unseen("unseen5")
     unseen("unseen6")
+    unseen("unseen7")
