@@ -157,6 +157,7 @@ class Pipeline:
                 description=scope.description,
                 refusal=scope.refusal,
                 instructions=scope.instructions,
+                aliases=scope.aliases,
             ),
             question=msg.text,
             passages=tuple(passages),

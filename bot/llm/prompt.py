@@ -46,11 +46,24 @@ class PromptParts:
         return cls(system=str(d["system"]), question=str(d["question"]), passages=passages)
 
 
-def system_prompt(*, bot_name: str, scope_name: str, description: str, refusal: str, instructions: str = "") -> str:
+def system_prompt(
+    *,
+    bot_name: str,
+    scope_name: str,
+    description: str,
+    refusal: str,
+    instructions: str = "",
+    aliases: Sequence[str] = (),
+) -> str:
     """The fixed instructions for one scope; identical for every question so the model can cache them."""
     lines = [
         f"You are {bot_name}, an assistant in a chat community. You answer only questions within this use case:",
         description.strip(),
+    ]
+    names = [a.strip() for a in aliases if a.strip()]
+    if names:
+        lines.append(f"People also call it: {', '.join(names)}.")
+    lines += [
         "Answer briefly and factually, using only the reference passages given with the question. "
         "If the passages do not contain the answer, say you don't know and suggest who to ask.",
         f'If a question is outside the use case, reply exactly: "{refusal.strip()}"',
