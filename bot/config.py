@@ -168,6 +168,11 @@ class ScopeConfig(_Strict):
     #: Reviewer channel per platform for this scope's cases, overriding `[moderation]`.
     reviewer_channels: dict[str, str] = {}
 
+    @field_validator("aliases")
+    @classmethod
+    def _names(cls, aliases: list[str]) -> list[str]:
+        return [a.strip() for a in aliases if a.strip()]
+
 
 class GateConfig(_Strict):
     """`[gate]`: the scope gate's sentence-embedding model."""

@@ -35,6 +35,16 @@ def test_knowledge_paths_are_relative_to_the_file(tmp_path: Path) -> None:
     assert cfg.database.url == "sqlite+aiosqlite:///scopebot.db"
 
 
+def test_aliases_are_trimmed_and_blank_ones_dropped(tmp_path: Path) -> None:
+    f = tmp_path / "scopebot.toml"
+    f.write_text(
+        '[[scopes]]\nname = "s"\ndescription = "A scope about things."\nrefusal = "No."\n'
+        'aliases = [" HVM ", "", "the Harrow museum"]\n',
+        encoding="utf-8",
+    )
+    assert load_config(f).scopes[0].aliases == ["HVM", "the Harrow museum"]
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [

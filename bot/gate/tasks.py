@@ -4,6 +4,7 @@ service.
 The screens the gate runs before the topic classifier, in its order:
 - `creative_request`: poems, songs, stories, jokes, refused whatever their subject (below);
 - `asks_general_knowledge`: inventions, world records, history about the subject, refused;
+- `asks_about_a_career`: how to work in the field ("how do I get a job as a museum curator"), refused;
 - `other_place`: the opening hours of a place that is not the scope's ("What time does Costco close?"),
   refused, where the classifier would see only an hours question like the scope's own;
 - `named_place`: any question about another organisation named by the words before a kind of place
@@ -121,7 +122,7 @@ def asks_general_knowledge(lowered: str) -> bool:
 
 def asks_about_a_career(lowered: str) -> bool:
     """Whether a question asks how to work in the organisation's field, not for one of its own jobs."""
-    return _CAREER.search(lowered) is not None and not re.search(r"\b(?:you|your|u|ur|here)\b", lowered)
+    return _CAREER.search(lowered) is not None and _ASKED_OF_IT.search(lowered) is None
 
 
 #: Words of the questions any organisation gets from the people it serves (beyond `service_questions.txt`'s
@@ -174,8 +175,8 @@ SERVICE_ANCHORS = frozenset(t for w in _SERVICE_RAW.split() for t in terms(w)) -
 )
 SERVICE_WORDS = SERVICE_ANCHORS | frozenset(t for w in _SERVICE_COMPANY.split() for t in terms(w))
 _WHEN_WORDS = frozenset(t for w in _WHEN_RAW.split() for t in terms(w))
-#: More words of service questions ("is there somewhere to leave the car", "can grandma pick him up on
-#: fridays"), for `service_question` only: the topic classifier's service feature was fitted on SERVICE_WORDS.
+#: More words of service questions ("is there somewhere to leave the car", "can we bring our own lunch
+#: in"), for `service_question` only: the topic classifier's service feature was fitted on SERVICE_WORDS.
 _ASKED_ANCHORS = frozenset(terms("arrive arriving arrival leave car cars bag bags luggage stroller"))
 _ASKED_WORDS = (
     SERVICE_WORDS
@@ -411,9 +412,9 @@ def what_is_asked(
     creative: bool = False,
     general_knowledge: bool = False,
 ) -> Asked | None:
-    """The screens in the gate's order (creative writing, general knowledge, another place's hours, another
-    named organisation, a plain service question), or None when the topic classifier decides. The training
-    script leaves out the same questions.
+    """The screens in the gate's order (creative writing, general knowledge, careers in the field, another
+    place's hours, another named organisation, a plain service question), or None when the topic classifier
+    decides. The training script leaves out the same questions.
     """
     form = creative_request(folded)
     if form is not None and not creative:

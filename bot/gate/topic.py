@@ -91,7 +91,7 @@ def positive_texts(scope: ScopeConfig, chunks: Sequence[Chunk]) -> list[str]:
     """Everything that says what the scope is about, as short texts (de-duplicated, in order)."""
     texts = [scope.description, *scope.examples, *description_topics(scope.description)]
     if scope.aliases:
-        texts.append("Also called " + ", ".join(scope.aliases))
+        texts.append(f"Also called {', '.join(scope.aliases)}")
     for chunk in chunks:
         lines = chunk.text.splitlines()
         head = lines[0].lstrip("# ").strip() if lines else ""
