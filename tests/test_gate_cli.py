@@ -108,6 +108,18 @@ def test_scope_changes_from_the_cli_reach_check(devset: Path, capsys: pytest.Cap
     assert "strictness must be a number" in capsys.readouterr().err
 
 
+def test_aliases_are_used_by_check_and_shown(devset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = devset.read_text(encoding="utf-8")
+    marker = 'refusal = "I can only answer questions about the Riverside City Library."'
+    assert marker in text
+    devset.write_text(text.replace(marker, marker + '\naliases = ["Smith Memorial"]', 1), encoding="utf-8")
+    args = ["--config", str(devset)]
+    assert main(["scope", "show", *args, "citylibrary"]) == 0
+    assert "also called: Smith Memorial" in capsys.readouterr().out
+    assert main(["check", *args, "--scope", "citylibrary", "When does the Smith Memorial Library close?"]) == 0
+    assert _lines(capsys.readouterr().out)[0]["verdict"] == "answer"
+
+
 async def _store_regression(config_path: Path, question: str, kind: str) -> None:
     engine = db.create_engine(load_config(config_path).database.url)
     try:

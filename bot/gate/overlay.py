@@ -108,10 +108,11 @@ class ScopeAdmin:
         scopes = [self._scope(name)] if name else self._registry.all()
         out = []
         for s in scopes:
-            out.append(
+            line = (
                 f"{s.name}: strictness {s.strictness:.2f}; channels: {', '.join(s.channels) or '(none)'}; "
                 f"blocked words: {', '.join(s.blocked_words) or '(none)'}"
             )
+            out.append(f"{line}; also called: {', '.join(s.aliases)}" if s.aliases else line)
         return "\n".join(out)
 
     def _scope(self, name: str) -> ScopeConfig:
