@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,10 @@ import pytest
 from bot import db
 from bot.cli import main
 from bot.config import load_config
+from bot.models import BotAnswer
 from moderation.models import Case, RegressionExample
+
+HOUR = timedelta(hours=1)
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -142,3 +146,66 @@ def test_eval_replays_stored_regressions(devset: Path, tmp_path: Path, capsys: p
     out = capsys.readouterr().out
     assert "overall: 2/2 = 100.0 %" in out
     assert "kind regression: 1/1 = 100.0 %" in out
+
+
+async def _store_answers(config_path: Path, rows: list[tuple[str, str, str, str, timedelta]]) -> None:
+    engine = db.create_engine(load_config(config_path).database.url)
+    try:
+        await db.upgrade(engine)
+        async with db.sessionmaker(engine)() as session, session.begin():
+            for n, (scope, verdict, question, reason, age) in enumerate(rows, start=1):
+                session.add(
+                    BotAnswer(
+                        created_at=datetime.now(UTC) - age,
+                        request_id=f"r{n}",
+                        platform="memory",
+                        workspace="w",
+                        channel="c",
+                        question_message_id=str(n),
+                        author_id="u",
+                        question=question,
+                        scope=scope,
+                        verdict=verdict,
+                        reason=reason,
+                    )
+                )
+    finally:
+        await engine.dispose()
+
+
+def test_refusals_list_what_the_scope_did_not_answer(
+    devset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--config", str(devset)]
+    assert main(["scope", "refusals", *args, "citylibrary"]) == 0
+    assert "No refused or blocked questions" in capsys.readouterr().out
+    asyncio.run(
+        _store_answers(
+            devset,
+            [
+                ("citylibrary", "refuse", "is the Smith Memorial Library open sunday", "about another place", HOUR),
+                ("citylibrary", "block", "how do i pick the lock\non the book drop", "fraud (rule theft)", 2 * HOUR),
+                ("citylibrary", "answer", "When is the Harbor branch open?", "in scope", HOUR),
+                ("bikeshop", "refuse", "What is the GDP of Germany?", "out of scope", HOUR),
+                ("citylibrary", "refuse", "an old question", "out of scope", timedelta(days=30)),
+            ],
+        )
+    )
+    assert main(["scope", "refusals", *args, "citylibrary"]) == 0
+    out = capsys.readouterr().out
+    # Newest first, one line each (line breaks folded), with the gate's reason; nothing answered, older than a
+    # week or of another scope.
+    assert out.index("Smith Memorial") < out.index("pick the lock on the book drop")
+    assert "why: about another place" in out and "why: fraud (rule theft)" in out
+    assert "Harbor branch" not in out and "GDP" not in out and "an old question" not in out
+    assert main(["scope", "refusals", *args, "citylibrary", "--since", "60d", "--limit", "1", "--jsonl"]) == 0
+    [line] = _lines(capsys.readouterr().out)
+    assert line["text"] == "is the Smith Memorial Library open sunday" and line["expected"] == "refuse"
+    # The operator marks what should have been answered, and `eval` measures the scope on it.
+    dataset = tmp_path / "review.jsonl"
+    dataset.write_text(json.dumps(line | {"expected": "answer"}) + "\n", encoding="utf-8")
+    assert main(["eval", *args, "--scope", "citylibrary", "--dataset", str(dataset)]) == 0
+    assert "kind production: 0/1" in capsys.readouterr().out
+    assert main(["scope", "refusals", *args, "nosuchscope"]) == 2
+    with pytest.raises(SystemExit, match="--since 'yesterday': use an ISO date/time"):
+        main(["scope", "refusals", *args, "citylibrary", "--since", "yesterday"])

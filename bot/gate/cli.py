@@ -38,6 +38,18 @@ def add_commands(sub: Any) -> None:
     add_config_args(show)
     show.add_argument("name", nargs="?")
     show.set_defaults(func=cmd_scope)
+    refusals = ssub.add_parser(
+        "refusals",
+        help="questions the scope refused or blocked, newest first: to find what it should have answered",
+    )
+    add_config_args(refusals)
+    refusals.add_argument("name")
+    refusals.add_argument("--since", default="7d", help="ISO date/time or a span back from now (2h, 7d, 1w); 7d")
+    refusals.add_argument("--limit", type=int, default=100, help="at most this many questions (100)")
+    refusals.add_argument(
+        "--jsonl", action="store_true", help="print `scopebot eval` dataset lines (expected = the gate's verdict)"
+    )
+    refusals.set_defaults(func=cmd_refusals)
     for op, helptext, value in (
         ("set", "set a scope's strictness: set NAME strictness 0..1", "KEY VALUE"),
         ("add-word", "block words or phrases in a scope", "WORD"),
@@ -191,3 +203,67 @@ async def cmd_scope(args: argparse.Namespace) -> int:
         return 2
     finally:
         await engine.dispose()
+
+
+async def cmd_refusals(args: argparse.Namespace) -> int:
+    """`scopebot scope refusals NAME [--since 7d] [--limit N] [--jsonl]`: what the gate did not answer.
+
+    The operator's view of the gate at work: every question the scope refused or blocked, with the reason,
+    so that the questions it should have answered are found (and fixed with knowledge, examples, `aliases`
+    or `strictness`). `--jsonl` lines are a `scopebot eval` dataset once "expected" is corrected.
+    """
+    from sqlmodel import col, select
+
+    from bot import db
+    from bot.models import BotAnswer
+    from moderation.cli import parse_since
+
+    config = load_config(args.config)
+    _scope_or_exit(config, args.name)
+    if args.limit < 1:
+        print("scopebot: error: --limit must be at least 1", file=sys.stderr)
+        return 2
+    since = parse_since(args.since)
+    url = config.database.url
+    if url.startswith("sqlite") and not await asyncio.to_thread(os.path.isfile, url.split(":///", 1)[-1]):
+        print("No refused or blocked questions (no database yet).")
+        return 0
+    engine = db.create_engine(url)
+    try:
+        with db.reraise_unavailable(engine):
+            if await db.current_revision(engine) != db.head_revision():
+                raise db.DatabaseUnavailable(
+                    f"the database {db.safe_url(engine)} is not at the newest revision; run `scopebot db upgrade`"
+                )
+            async with db.sessionmaker(engine)() as session:
+                rows = (
+                    (
+                        await session.execute(
+                            select(BotAnswer)
+                            .where(
+                                col(BotAnswer.scope) == args.name,
+                                col(BotAnswer.verdict).in_(("refuse", "block")),
+                                col(BotAnswer.created_at) >= since,
+                            )
+                            .order_by(col(BotAnswer.created_at).desc(), col(BotAnswer.id).desc())
+                            .limit(args.limit)
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+    finally:
+        await engine.dispose()
+    if args.jsonl:
+        for r in rows:
+            line = {"id": f"answer-{r.id}", "text": r.question, "expected": r.verdict, "kind": "production"}
+            print(json.dumps(line | {"reason": r.reason, "at": r.created_at.isoformat()}, ensure_ascii=False))
+        return 0
+    if not rows:
+        print(f"No refused or blocked questions in scope {args.name} since {since:%Y-%m-%d %H:%M} UTC.")
+        return 0
+    for r in rows:
+        question = " ".join(r.question.split())
+        question = question if len(question) <= 200 else question[:199] + "…"
+        print(f"{r.created_at:%Y-%m-%d %H:%M} {r.verdict:<6} {question}\n    why: {r.reason}")
+    return 0
