@@ -11,6 +11,7 @@ from bot.gate.tasks import (
     asks_general_knowledge,
     creative_request,
     named_place,
+    organisation_names,
     other_place,
     service_question,
     what_is_asked,
@@ -313,3 +314,19 @@ def test_a_scope_may_answer_general_knowledge() -> None:
         norm.clean, norm.folded, uses=ZOO_WORDS.__contains__, vocabulary=ZOO_WORDS, general_knowledge=True
     )
     assert answered is None  # the topic classifier decides
+
+
+def test_a_place_named_after_the_organisation_is_its_own() -> None:
+    names = organisation_names("Answers questions about Northgate College: admissions, deadlines and tuition.")
+    assert names == (("northgate", "college"),)
+    question = normalize("what time does the Northgate College bookstore close").clean
+    assert other_place(question, LIBRARY_WORDS.__contains__, LIBRARY_WORDS) == "northgate college bookstore"
+    assert other_place(question, LIBRARY_WORDS.__contains__, LIBRARY_WORDS, names) is None
+    # Another college, or the name with nothing after it, is judged as before.
+    other = normalize("what time does the Northgate High School library close").clean
+    assert other_place(other, LIBRARY_WORDS.__contains__, LIBRARY_WORDS, names) is not None
+    zoo = organisation_names("Answers questions about Harborview City Zoo: tickets.", ["the Harborview"])
+    assert zoo == (("harborview", "city", "zoo"), ("harborview",))
+    cafe = normalize("how much are drinks at the Harborview City Zoo Safari Cafe").clean
+    assert named_place(cafe, ZOO_WORDS.__contains__, ZOO_WORDS) == "harborview city zoo safari cafe"
+    assert named_place(cafe, ZOO_WORDS.__contains__, ZOO_WORDS, zoo) is None

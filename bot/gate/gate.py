@@ -18,6 +18,7 @@ asked for, or shows the nearest in-scope example and its score), otherwise `answ
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -33,7 +34,7 @@ from bot.gate.embed import DIM, Embedder, Vectors
 from bot.gate.harm import ScreenModels, load_models, views
 from bot.gate.normalize import Normalized, clean_text, normalize
 from bot.gate.rules import match_joined, match_rules
-from bot.gate.tasks import what_is_asked
+from bot.gate.tasks import organisation_names, what_is_asked
 from bot.gate.topic import ScopeIndex, build_indexes
 from bot.gate.wordlists import WordLists
 from bot.knowledge import Chunk, KnowledgeIndex
@@ -105,6 +106,11 @@ def _nearest(vecs: Vectors, texts: Vectors) -> np.ndarray:
     if len(texts) == 0:
         return np.zeros(len(vecs))
     return np.asarray((vecs @ texts.T).max(axis=1))
+
+
+@functools.lru_cache(maxsize=256)
+def _names(description: str, aliases: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    return organisation_names(description, aliases)
 
 
 class ScopeGate:
@@ -279,6 +285,7 @@ class ScopeGate:
             vocabulary=index.vocabulary,
             creative=scope.creative,
             general_knowledge=scope.general_knowledge,
+            names=_names(scope.description, tuple(scope.aliases)),
         )
         if asked is None or asked.rule != "topic:service" or prepared.history is not None:
             blocked = self._block_by_model(scope, vecs, prepared.texts, answer=False)

@@ -20,7 +20,7 @@ jokes whatever their subject. A scope that is about creative writing sets `creat
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -270,7 +270,12 @@ _PLACE_FILLER = frozenset(
 )
 
 
-def other_place(clean: str, uses: Callable[[str], bool], vocabulary: frozenset[str] = frozenset()) -> str | None:
+def other_place(
+    clean: str,
+    uses: Callable[[str], bool],
+    vocabulary: frozenset[str] = frozenset(),
+    names: Sequence[tuple[str, ...]] = (),
+) -> str | None:
     """The place a question about opening hours names, when that place is not the scope's own, else None.
 
     `clean` is the normalized question; `uses(word)` says whether the scope's texts use a word, and
@@ -278,7 +283,8 @@ def other_place(clean: str, uses: Callable[[str], bool], vocabulary: frozenset[s
     must be the scope's: "When does the Harbor branch open?" is the library's own, "What time does the
     Fairview City Library close?" and "the post office" are not. Service words ("office", "front desk") and
     words that say which ("main", "nearest") do not count; a place with no other word ("the office") is not
-    judged.
+    judged. A place whose name starts with the organisation's (`names`, see `organisation_names`) is its own:
+    "the Northgate College bookstore".
     """
     text = clean.lower().strip()
     match = next((m for m in (p.search(text) for p in _PLACE_HOURS) if m is not None), None)
@@ -289,6 +295,8 @@ def other_place(clean: str, uses: Callable[[str], bool], vocabulary: frozenset[s
     if not place or _OWN_PLACE.search(place):
         return None
     head_phrase = _PLACE_PREPOSITION.sub("", place)
+    if _starts_with_a_name(terms(head_phrase), names):
+        return None
     words = [w for w in terms(head_phrase) if w not in SERVICE_WORDS and w not in _PLACE_FILLER and not _CLOCK.match(w)]
     if not words or _own_name(words, uses, vocabulary):
         return None
@@ -327,7 +335,12 @@ _TOKEN = re.compile(r"[a-z0-9][\w'&-]*")
 _VERB_FORM = re.compile(r"^[a-z]{3,}(?:ed|ing)$")
 
 
-def named_place(clean: str, uses: Callable[[str], bool], vocabulary: frozenset[str] = frozenset()) -> str | None:
+def named_place(
+    clean: str,
+    uses: Callable[[str], bool],
+    vocabulary: frozenset[str] = frozenset(),
+    names: Sequence[tuple[str, ...]] = (),
+) -> str | None:
     """Another organisation a question names and asks about, else None: "how much are tickets to the Bronx
     Zoo" (a zoo's bot), "slips at Bayview Yacht Club" (a marina's), "does the Brookfield County Health
     Department give flu shots" (a county clinic's).
@@ -362,9 +375,33 @@ def named_place(clean: str, uses: Callable[[str], bool], vocabulary: frozenset[s
             for w in terms(t)
             if w not in SERVICE_WORDS and w not in _PLACE_FILLER and w not in _VENUES and not _CLOCK.match(w)
         ]
+        if _starts_with_a_name([w for t in tokens[start : i + 1] for w in terms(t)], names):
+            continue
         if name and not _own_name(name, uses, vocabulary, venue=head[0]):
             return " ".join(tokens[start : i + 1])
     return None
+
+
+#: "Answers questions about [the] Northgate College: …": the organisation's name, capitalised words joined
+#: by "of", "and", "&" ("City of Westbrook Recycling and Waste", "Crumb & Co.").
+_NAME_IN_DESCRIPTION = re.compile(
+    r"\babout\s+(?:the\s+)?([A-Z0-9][\w'&.-]*(?:\s+(?:(?:of|and|&|de|la|on)\s+)?[A-Z0-9&][\w'&.-]*)*)"
+)
+
+
+def organisation_names(description: str, aliases: Sequence[str] = ()) -> tuple[tuple[str, ...], ...]:
+    """The names the organisation goes by, as word lists: the capitalised name its description gives after
+    "about" ("Answers questions about Northgate College: …"), and its aliases."""
+    found = _NAME_IN_DESCRIPTION.search(description)
+    raw = [found.group(1)] if found else []
+    out = [tuple(terms(n)) for n in (*raw, *aliases)]
+    return tuple(dict.fromkeys(n for n in out if n))
+
+
+def _starts_with_a_name(words: Sequence[str], names: Sequence[tuple[str, ...]]) -> bool:
+    """Whether a place's words start with one of the organisation's names and say more ("northgate college
+    bookstore"): its own shop, pool or annex."""
+    return any(len(words) > len(n) and tuple(words[: len(n)]) == n for n in names)
 
 
 #: Words that say which kind of body runs a place, not which place it is: "the Riverside Public Library" is
@@ -411,6 +448,7 @@ def what_is_asked(
     vocabulary: frozenset[str],
     creative: bool = False,
     general_knowledge: bool = False,
+    names: Sequence[tuple[str, ...]] = (),
 ) -> Asked | None:
     """The screens in the gate's order (creative writing, general knowledge, careers in the field, another
     place's hours, another named organisation, a plain service question), or None when the topic classifier
@@ -429,10 +467,10 @@ def what_is_asked(
         )
     if asks_about_a_career(clean.lower()):
         return Asked("refuse", "topic:career", "a question about working in the field, not about this scope")
-    place = other_place(clean, uses, vocabulary)
+    place = other_place(clean, uses, vocabulary, names)
     if place is not None:
         return Asked("refuse", "topic:other-place", f"about the hours of another place ({place!r}), not this scope's")
-    place = named_place(clean, uses, vocabulary)
+    place = named_place(clean, uses, vocabulary, names)
     if place is not None:
         return Asked(
             "refuse", "topic:other-place", f"about another place or organisation ({place!r}), not this scope's"

@@ -28,7 +28,7 @@ from bot.gate.embed import Embedder
 from bot.gate.gate import GENERIC_VECTORS, SERVICE_FILE, save_generic_vectors
 from bot.gate.harm import LABELS, MODEL_FILE, HarmModel, load_harm, save_models
 from bot.gate.normalize import clean_text, normalize
-from bot.gate.tasks import what_is_asked
+from bot.gate.tasks import organisation_names, what_is_asked
 from bot.gate.topic import FEATURES, TopicModel, build_indexes
 from bot.knowledge import KnowledgeIndex
 
@@ -188,7 +188,14 @@ def fit_topic(embed: Embedder) -> tuple[TopicModel, dict[str, float]]:
                 clean = [
                     n.clean
                     for n in norms
-                    if what_is_asked(n.clean, n.folded, uses=index.uses, vocabulary=index.vocabulary) is None
+                    if what_is_asked(
+                        n.clean,
+                        n.folded,
+                        uses=index.uses,
+                        vocabulary=index.vocabulary,
+                        names=organisation_names(scope.description, scope.aliases),
+                    )
+                    is None
                 ]
                 if not clean:
                     continue
