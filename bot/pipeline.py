@@ -264,13 +264,23 @@ def quote_passages(passages: list[Passage], question: str) -> str:
     if not passages:
         return NO_PASSAGES_TEXT
     wanted = set(terms(question))
-    quoted = []
+    quoted: list[str] = []
     for p in passages[:2]:
         lines = [line.strip() for line in p.text.strip().splitlines() if line.strip()]
-        ranked = sorted(range(len(lines)), key=lambda i: -len(wanted & set(terms(lines[i]))))
-        best = sorted(i for i in ranked[:2] if wanted & set(terms(lines[i]))) or list(range(min(2, len(lines))))
-        body = "\n".join(f"> {lines[i]}" for i in best)
-        quoted.append(f"{body}\n— {p.source}")
+        # A passage's first line is its section heading when more follow: context, not an answer. A passage
+        # that matches the question only there ("Admissions at Northgate College" for "when does the
+        # Northgate College bookstore close") has nothing to quote.
+        body_lines = lines[1:] if len(lines) > 1 else lines
+        ranked = sorted(range(len(body_lines)), key=lambda i: -len(wanted & set(terms(body_lines[i]))))
+        best = sorted(i for i in ranked[:2] if wanted & set(terms(body_lines[i])))
+        if not best:
+            continue
+        body = "\n".join(f"> {body_lines[i]}" for i in best)
+        text = f"{body}\n— {p.source}"
+        if text not in quoted:
+            quoted.append(text)
+    if not quoted:
+        return NO_PASSAGES_TEXT
     return "From my sources:\n" + "\n\n".join(quoted)
 
 
