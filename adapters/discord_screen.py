@@ -70,7 +70,31 @@ def _message_extra(data: Mapping[str, Any]) -> str | None:
     mentions = data.get("mentions")
     if not isinstance(mentions, list) or any(_user_problem(m, "mentions[]") for m in mentions):
         return "mentions is missing or not a list of users"
+    problem = _components_problem(data.get("components", []), "components")
+    if problem:
+        return problem
     return _member_problem(data.get("member"), "member")
+
+
+def _components_problem(components: object, where: str, depth: int = 0) -> str | None:
+    """Why a message's components cannot be read (discord.py rebuilds them, in a task of its own, on every
+    button press), or None. Each is an object with a numeric type and, if it has one, a text custom_id."""
+    if depth > 5:
+        return f"{where} is nested too deeply"
+    if not isinstance(components, list):
+        return f"{where} is not a list"
+    for c in components:
+        if not isinstance(c, Mapping) or not isinstance(c.get("type"), int):
+            return f"{where}[] is not a component with a type"
+        if "custom_id" in c and not isinstance(c["custom_id"], str):
+            return f"{where}[].custom_id is not text"
+        for key in ("components", "accessory"):
+            if key in c:
+                inner = c[key] if key == "components" else [c[key]]
+                problem = _components_problem(inner, f"{where}[].{key}", depth + 1)
+                if problem:
+                    return problem
+    return None
 
 
 def _reaction_extra(data: Mapping[str, Any]) -> str | None:

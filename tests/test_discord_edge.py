@@ -117,6 +117,12 @@ def test_sound_payloads_pass_the_screen(fake: FakeDiscord) -> None:
         ("MESSAGE_CREATE", lambda p: p["member"].update(roles="admin"), "member.roles"),
         ("MESSAGE_CREATE", lambda p: p.update(mentions=[{"name": "x"}]), "mentions"),
         ("MESSAGE_CREATE", lambda p: p.update(type="default"), "type"),
+        (
+            "MESSAGE_CREATE",
+            lambda p: p.update(components=[{"type": 1, "components": [{"type": 2, "custom_id": {}}]}]),
+            "custom_id",
+        ),
+        ("MESSAGE_CREATE", lambda p: p.update(components="buttons"), "components"),
     ],
 )
 def test_malformed_messages_are_rejected_with_a_reason(fake: FakeDiscord, event: str, mutate: Any, reason: str) -> None:

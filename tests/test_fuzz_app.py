@@ -385,6 +385,14 @@ async def _discord_still_answers(world: World) -> None:
     )
 
 
+def _press_with_unreadable_card() -> dict[str, Any]:
+    """A press whose card's button has an object for its custom_id (discord.py rebuilds the card in a task)."""
+    payload = _press_payload("scopebot:case:7:dismiss")
+    payload["message"]["components"][0]["components"][0]["custom_id"] = deeply_nested(50)
+    return payload
+
+
+@example(event=("INTERACTION_CREATE", _press_with_unreadable_card()))
 @example(event=("INTERACTION_CREATE", _press_payload("scopebot:case:2147483648:dismiss")))
 @example(event=("INTERACTION_CREATE", _press_payload("scopebot:case:4242:dismiss", dfakes.ALICE)))
 @example(event=("MESSAGE_CREATE", _message() | {"content": "tuition \ud800\x00?"}))
