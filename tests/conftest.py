@@ -22,8 +22,12 @@ POSTGRES_ENV = "SCOPEBOT_TEST_POSTGRES_URL"
 
 # Fuzz budgets (tests/test_fuzz_*.py): small in CI, large with HYPOTHESIS_PROFILE=deep. No deadline: a
 # megabyte of text legitimately takes a while. The example database lives in .hypothesis/ (gitignored).
+# The CI profile draws the same examples every run (derandomize): a commit that passed keeps passing, and
+# new ground is explored by the deep profile, whose finds become explicit @example cases.
 _FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
-settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=_FUZZ_HEALTH, print_blob=True)
+settings.register_profile(
+    "ci", max_examples=40, deadline=None, suppress_health_check=_FUZZ_HEALTH, print_blob=True, derandomize=True
+)
 settings.register_profile("deep", max_examples=3000, deadline=None, suppress_health_check=_FUZZ_HEALTH)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
