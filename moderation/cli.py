@@ -79,10 +79,9 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
 
 
 @asynccontextmanager
-async def _database(args: argparse.Namespace) -> AsyncIterator[tuple[Config, async_sessionmaker[AsyncSession]]]:
-    from bot.cli import load
-
-    config = load(args)
+async def open_database(config: Config) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on `config`'s database for a command that reads it; DatabaseUnavailable when it cannot be
+    reached or is not at the newest revision (the command does not migrate it)."""
     engine = db.create_engine(config.database.url)
     try:
         with db.reraise_unavailable(engine):
@@ -92,9 +91,18 @@ async def _database(args: argparse.Namespace) -> AsyncIterator[tuple[Config, asy
                 f"the database {db.safe_url(engine)} is at revision {rev or 'none'}, not the newest; "
                 "run `scopebot db upgrade` first"
             )
-        yield config, db.sessionmaker(engine)
+        yield db.sessionmaker(engine)
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def _database(args: argparse.Namespace) -> AsyncIterator[tuple[Config, async_sessionmaker[AsyncSession]]]:
+    from bot.cli import load
+
+    config = load(args)
+    async with open_database(config) as sessions:
+        yield config, sessions
 
 
 def _print_json(data: object) -> None:

@@ -91,6 +91,11 @@ def read_inputs(args: argparse.Namespace, stdin: TextIO) -> list[tuple[Any, str]
         raise InputError(str(e)) from None
 
 
+async def _no_database_file(url: str) -> bool:
+    """Whether `url` is a SQLite file that does not exist yet: reading must not create an empty one."""
+    return url.startswith("sqlite") and not await asyncio.to_thread(os.path.isfile, url.split(":///", 1)[-1])
+
+
 class InputError(Exception):
     """Input to a command is unusable; the message names the file and line."""
 
@@ -105,8 +110,7 @@ async def _with_database(config: Config, *, regressions_for: str | None = None) 
     from moderation.regressions import regression_rows
 
     url = config.database.url
-    # Reading must not create an empty SQLite file where there was none.
-    if url.startswith("sqlite") and not await asyncio.to_thread(os.path.isfile, url.split(":///", 1)[-1]):
+    if await _no_database_file(url):
         return config, []
     engine = db.create_engine(url)
     examples: list[Any] = []
@@ -214,9 +218,8 @@ async def cmd_refusals(args: argparse.Namespace) -> int:
     """
     from sqlmodel import col, select
 
-    from bot import db
     from bot.models import BotAnswer
-    from moderation.cli import parse_since
+    from moderation.cli import open_database, parse_since
 
     config = load_config(args.config)
     _scope_or_exit(config, args.name)
@@ -224,36 +227,21 @@ async def cmd_refusals(args: argparse.Namespace) -> int:
         print("scopebot: error: --limit must be at least 1", file=sys.stderr)
         return 2
     since = parse_since(args.since)
-    url = config.database.url
-    if url.startswith("sqlite") and not await asyncio.to_thread(os.path.isfile, url.split(":///", 1)[-1]):
+    if await _no_database_file(config.database.url):
         print("No refused or blocked questions (no database yet).")
         return 0
-    engine = db.create_engine(url)
-    try:
-        with db.reraise_unavailable(engine):
-            if await db.current_revision(engine) != db.head_revision():
-                raise db.DatabaseUnavailable(
-                    f"the database {db.safe_url(engine)} is not at the newest revision; run `scopebot db upgrade`"
-                )
-            async with db.sessionmaker(engine)() as session:
-                rows = (
-                    (
-                        await session.execute(
-                            select(BotAnswer)
-                            .where(
-                                col(BotAnswer.scope) == args.name,
-                                col(BotAnswer.verdict).in_(("refuse", "block")),
-                                col(BotAnswer.created_at) >= since,
-                            )
-                            .order_by(col(BotAnswer.created_at).desc(), col(BotAnswer.id).desc())
-                            .limit(args.limit)
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
-    finally:
-        await engine.dispose()
+    query = (
+        select(BotAnswer)
+        .where(
+            col(BotAnswer.scope) == args.name,
+            col(BotAnswer.verdict).in_(("refuse", "block")),
+            col(BotAnswer.created_at) >= since,
+        )
+        .order_by(col(BotAnswer.created_at).desc(), col(BotAnswer.id).desc())
+        .limit(args.limit)
+    )
+    async with open_database(config) as sessions, sessions() as session:
+        rows = (await session.execute(query)).scalars().all()
     if args.jsonl:
         for r in rows:
             line = {"id": f"answer-{r.id}", "text": r.question, "expected": r.verdict, "kind": "production"}
