@@ -271,8 +271,8 @@ def quote_passages(passages: list[Passage], question: str) -> str:
         # that matches the question only there ("Admissions at Northgate College" for "when does the
         # Northgate College bookstore close") has nothing to quote.
         body_lines = lines[1:] if len(lines) > 1 else lines
-        ranked = sorted(range(len(body_lines)), key=lambda i: -len(wanted & set(terms(body_lines[i]))))
-        best = sorted(i for i in ranked[:2] if wanted & set(terms(body_lines[i])))
+        shared = [len(wanted & set(terms(line))) for line in body_lines]
+        best = sorted(i for i in sorted(range(len(body_lines)), key=lambda i: -shared[i])[:2] if shared[i])
         if not best:
             continue
         body = "\n".join(f"> {body_lines[i]}" for i in best)

@@ -294,10 +294,10 @@ def other_place(
     place = re.sub(r"^(?:the|a|an)\s+", "", place)
     if not place or _OWN_PLACE.search(place):
         return None
-    head_phrase = _PLACE_PREPOSITION.sub("", place)
-    if _starts_with_a_name(terms(head_phrase), names):
+    head = terms(_PLACE_PREPOSITION.sub("", place))
+    if _starts_with_a_name(head, names):
         return None
-    words = [w for w in terms(head_phrase) if w not in SERVICE_WORDS and w not in _PLACE_FILLER and not _CLOCK.match(w)]
+    words = [w for w in head if w not in SERVICE_WORDS and w not in _PLACE_FILLER and not _CLOCK.match(w)]
     if not words or _own_name(words, uses, vocabulary):
         return None
     return place
@@ -375,9 +375,11 @@ def named_place(
             for w in terms(t)
             if w not in SERVICE_WORDS and w not in _PLACE_FILLER and w not in _VENUES and not _CLOCK.match(w)
         ]
-        if _starts_with_a_name([w for t in tokens[start : i + 1] for w in terms(t)], names):
-            continue
-        if name and not _own_name(name, uses, vocabulary, venue=head[0]):
+        if (
+            name
+            and not _own_name(name, uses, vocabulary, venue=head[0])
+            and not _starts_with_a_name([w for t in tokens[start : i + 1] for w in terms(t)], names)
+        ):
             return " ".join(tokens[start : i + 1])
     return None
 
@@ -459,13 +461,14 @@ def what_is_asked(
         return Asked(
             "refuse", "topic:creative", f"a request for creative writing ({form}), which this scope does not do"
         )
-    if not general_knowledge and asks_general_knowledge(clean.lower()):
+    lowered = clean.lower()
+    if not general_knowledge and asks_general_knowledge(lowered):
         return Asked(
             "refuse",
             "topic:general-knowledge",
             "a general-knowledge question (inventions, records, history), not about this scope",
         )
-    if asks_about_a_career(clean.lower()):
+    if asks_about_a_career(lowered):
         return Asked("refuse", "topic:career", "a question about working in the field, not about this scope")
     place = other_place(clean, uses, vocabulary, names)
     if place is not None:

@@ -181,6 +181,7 @@ def fit_topic(embed: Embedder) -> tuple[TopicModel, dict[str, float]]:
             own = [q for s, q in questions if s == scope.name]
             other = [q for s, q in questions if s != scope.name]
             tricky = [q for s, q in hard if s == scope.name]
+            names = organisation_names(scope.description, scope.aliases)
             for texts, label, weight, is_plain in (
                 (own, 1, 1.0, False), (other, 0, 0.5, True), (unseen, 0, 0.5, True), (tricky, 0, 1.0, False)
             ):  # fmt: skip
@@ -188,13 +189,7 @@ def fit_topic(embed: Embedder) -> tuple[TopicModel, dict[str, float]]:
                 clean = [
                     n.clean
                     for n in norms
-                    if what_is_asked(
-                        n.clean,
-                        n.folded,
-                        uses=index.uses,
-                        vocabulary=index.vocabulary,
-                        names=organisation_names(scope.description, scope.aliases),
-                    )
+                    if what_is_asked(n.clean, n.folded, uses=index.uses, vocabulary=index.vocabulary, names=names)
                     is None
                 ]
                 if not clean:
@@ -218,7 +213,8 @@ def fit_topic(embed: Embedder) -> tuple[TopicModel, dict[str, float]]:
     smooth = np.convolve(np.pad(cost, window // 2, mode="edge"), np.ones(window) / window, mode="valid")
     tie = 1.0 / (window * int((y == 1).sum()))
     best = int(np.argmin(smooth))
-    while best + 1 < len(candidates) and smooth[best + 1] <= smooth.min() + tie:
+    ceiling = smooth[best] + tie
+    while best + 1 < len(candidates) and smooth[best + 1] <= ceiling:
         best += 1
     threshold = float(candidates[best])
     rates = {
