@@ -39,6 +39,8 @@ NO_MODEL_HELP = (
 )
 #: Seconds in-flight answers get to finish at shutdown before they are cancelled.
 DRAIN_SECONDS = 10.0
+#: Seconds between re-reads of the database's run-time scope changes, made by this or another bot process.
+SCOPE_RELOAD_SECONDS = 30.0
 
 
 @dataclass
@@ -65,7 +67,10 @@ class App:
     spool: Spool | None = None
     #: Health and metrics, and their listener (`bot.ops`).
     ops: Ops | None = None
+    #: Seconds between re-reads of the run-time scope changes (other processes may make them).
+    scope_reload_seconds: float = SCOPE_RELOAD_SECONDS
     _started: list[Platform] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def is_moderator(self, platform: Platform, actor: Actor, place: Place) -> bool:
         """Rights check shared by commands and card actions."""
@@ -114,6 +119,7 @@ class App:
                 await check()
         if self.scope_admin is not None:
             await self.scope_admin.load()
+            self._tasks.append(asyncio.create_task(self.scope_admin.watch(self.scope_reload_seconds)))
         if self.gate_service is not None:
             await self.gate_service.start()
         if self.spool is not None:
@@ -138,6 +144,10 @@ class App:
             except Exception:
                 log.exception("error while stopping %s", platform.name)
         self._started.clear()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
         await self.dispatcher.drain(DRAIN_SECONDS)
         if self.spool is not None:
             await self.spool.stop(grace=self.config.database.spool_drain_seconds)
@@ -161,7 +171,7 @@ def build_app(config: Config, *, platforms: list[Platform] | None = None, ops: O
     root = config.source.parent
     knowledge = {s.name: KnowledgeIndex(s.knowledge, root=root) for s in config.scopes}
     # The embedding model loads in `App.start()`, not here: building the app stays instant.
-    gate = GateService(config=config, knowledge=knowledge)
+    gate = GateService(config=config, knowledge=knowledge, scopes=scopes)
     metrics = Metrics()
     pipeline = Pipeline(
         config=config,

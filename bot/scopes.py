@@ -28,6 +28,9 @@ class ScopeRegistry:
     def __init__(self, config: Config) -> None:
         self._scopes: dict[str, ScopeConfig] = {s.name: s for s in config.scopes}
         self._default = config.default_scope.name
+        #: Counts changes put in force, so that whoever derives state from the scopes (the gate's indexes)
+        #: knows when to rebuild it.
+        self.version = 0
 
     def names(self) -> list[str]:
         """Scope names in file order."""
@@ -61,4 +64,6 @@ class ScopeRegistry:
         """Put a changed scope in force."""
         if scope.name not in self._scopes:
             raise KeyError(scope.name)
-        self._scopes[scope.name] = scope
+        if self._scopes[scope.name] != scope:
+            self._scopes[scope.name] = scope
+            self.version += 1

@@ -112,6 +112,21 @@ def test_scope_changes_from_the_cli_reach_check(devset: Path, capsys: pytest.Cap
     assert "strictness must be a number" in capsys.readouterr().err
 
 
+def test_an_example_added_from_the_cli_is_answered_by_check(devset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--config", str(devset)]
+    question = "Do you have a 3D printer I can use?"
+    assert main(["check", *args, "--scope", "citylibrary", question]) == 0
+    assert _lines(capsys.readouterr().out)[0]["verdict"] == "refuse"
+    assert main(["scope", "add-example", *args, "citylibrary", question]) == 0
+    assert f"added example {question!r}" in capsys.readouterr().out
+    assert main(["check", *args, "--scope", "citylibrary", "do you have a 3d printer i can use"]) == 0
+    assert _lines(capsys.readouterr().out)[0]["verdict"] == "answer"
+    assert main(["scope", "remove-example", *args, "citylibrary", question]) == 0
+    capsys.readouterr()
+    assert main(["check", *args, "--scope", "citylibrary", question]) == 0
+    assert _lines(capsys.readouterr().out)[0]["verdict"] == "refuse"
+
+
 def test_aliases_are_used_by_check_and_shown(devset: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = devset.read_text(encoding="utf-8")
     marker = 'refusal = "I can only answer questions about the Riverside City Library."'

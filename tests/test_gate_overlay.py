@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from bot.gate.service import register_scope_command
 from bot.scopes import ScopeRegistry
 from moderation.audit import entries
 from tests.fakes import MemoryPlatform
+from tests.waiting import until
 
 OPERATOR = Actor("console", "mod", "Mod")
 
@@ -134,5 +136,75 @@ async def test_chat_command_is_for_moderators_only(write_config: Callable[..., P
         assert "college: strictness 0.50" in await router.run(
             platform, platform.actor("mod"), place, "scope show college"
         )
+    finally:
+        await engine.dispose()
+
+
+async def test_examples_are_added_and_removed_at_run_time(write_config: Callable[..., Path], db_url: str) -> None:
+    config = load_config(write_config(db_url=db_url))
+    engine = db.create_engine(config.database.url)
+    try:
+        await db.upgrade(engine)
+        registry = ScopeRegistry(config)
+        admin = ScopeAdmin(config=config, registry=registry, sessions=db.sessionmaker(engine))
+        version = registry.version
+        note = await admin.change(
+            actor=OPERATOR, operation="add-example", scope="college", args=["Is there a shuttle", "on move-in day?"]
+        )
+        # Chat splits a question into words; the example is the whole question again.
+        assert note.startswith("added example 'Is there a shuttle on move-in day?'")
+        assert "added at run time: 'Is there a shuttle on move-in day?'" in note
+        assert registry.get("college").examples[-1] == "Is there a shuttle on move-in day?"
+        assert registry.version == version + 1
+        # The same question again, in other case and spacing, is not a second example.
+        await admin.change(
+            actor=OPERATOR, operation="add-example", scope="college", args=["is there a  SHUTTLE on move-in day?"]
+        )
+        assert sum("shuttle" in e.lower() for e in registry.get("college").examples) == 1
+        assert admin.has_example("college", "IS THERE A SHUTTLE ON MOVE-IN DAY?")
+
+        # A file example can be removed too, and the removal survives a restart.
+        file_example = config.scope("college").examples[0]
+        await admin.change(actor=OPERATOR, operation="remove-example", scope="college", args=[file_example])
+        fresh = ScopeRegistry(config)
+        await ScopeAdmin(config=config, registry=fresh, sessions=db.sessionmaker(engine)).load()
+        assert file_example not in fresh.get("college").examples
+        assert "Is there a shuttle on move-in day?" in fresh.get("college").examples
+
+        with pytest.raises(ScopeChangeError, match="has no example"):
+            await admin.change(actor=OPERATOR, operation="remove-example", scope="college", args=["What is love?"])
+        with pytest.raises(ScopeChangeError, match="needs words"):
+            await admin.change(actor=OPERATOR, operation="add-example", scope="college", args=["?!", "🙂"])
+        with pytest.raises(ScopeChangeError, match="at most 500"):
+            await admin.change(actor=OPERATOR, operation="add-example", scope="college", args=["why " * 200])
+        async with db.sessionmaker(engine)() as session:
+            log = [e.action for e in await entries(session)]
+        assert log == ["scope.add_example", "scope.add_example", "scope.remove_example"]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_change_made_by_another_process_applies_here(write_config: Callable[..., Path], db_url: str) -> None:
+    config = load_config(write_config(db_url=db_url))
+    engine = db.create_engine(config.database.url)
+    try:
+        await db.upgrade(engine)
+        here = ScopeRegistry(config)
+        watcher = asyncio.create_task(
+            ScopeAdmin(config=config, registry=here, sessions=db.sessionmaker(engine)).watch(0.05)
+        )
+        try:
+            other = ScopeAdmin(config=config, registry=ScopeRegistry(config), sessions=db.sessionmaker(engine))
+            await other.change(actor=OPERATOR, operation="add-word", scope="college", args=["keg party"])
+            await other.change(actor=OPERATOR, operation="add-example", scope="college", args=["Any dorm curfew?"])
+            await until(lambda: "Any dorm curfew?" in here.get("college").examples, what="the other change")
+            assert "keg party" in here.get("college").blocked_words
+            # Re-reading an unchanged overlay changes nothing: the gate is not rebuilt for nothing.
+            version = here.version
+            await asyncio.sleep(0.3)
+            assert here.version == version
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
     finally:
         await engine.dispose()

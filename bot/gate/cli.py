@@ -54,6 +54,8 @@ def add_commands(sub: Any) -> None:
         ("set", "set a scope's strictness: set NAME strictness 0..1", "KEY VALUE"),
         ("add-word", "block words or phrases in a scope", "WORD"),
         ("remove-word", "unblock words or phrases in a scope", "WORD"),
+        ("add-example", "add a question the scope answers (it is answered, and the classifier learns)", "QUESTION"),
+        ("remove-example", "remove one of the scope's example questions", "QUESTION"),
         ("bind", "bind a channel (platform:channel) to a scope", "CHANNEL"),
         ("unbind", "unbind a channel from a scope", "CHANNEL"),
     ):
@@ -184,7 +186,7 @@ async def cmd_eval(args: argparse.Namespace) -> int:
 
 
 async def cmd_scope(args: argparse.Namespace) -> int:
-    """`scopebot scope show|set|add-word|remove-word|bind|unbind`."""
+    """`scopebot scope show|set|add-word|remove-word|add-example|remove-example|bind|unbind`."""
     from bot import db
     from bot.gate.overlay import ScopeAdmin, ScopeChangeError
     from bot.scopes import ScopeRegistry

@@ -150,6 +150,20 @@ class ScopeGate:
             service_vecs=self._service_vecs,
         )
 
+    def update_scopes(self, scopes: Sequence[ScopeConfig]) -> bool:
+        """Take the scopes in force (after run-time changes); rebuild the indexes (blocking) if what they are
+        built from (descriptions, examples, aliases, the set of scopes) changed. True when rebuilt."""
+
+        def basis(items: Sequence[ScopeConfig]) -> list[tuple[object, ...]]:
+            return [(s.name, s.description, tuple(s.examples), tuple(s.aliases)) for s in items]
+
+        if basis(scopes) == basis(self._scopes):
+            return False
+        self._scopes = list(scopes)
+        self.reindex()
+        log.info("scopes changed; topic indexes rebuilt")
+        return True
+
     def refresh_knowledge(self) -> bool:
         """Re-read changed knowledge files and rebuild the indexes if any changed (blocking)."""
         changed = [name for name, index in self._knowledge.items() if index.refresh()]
@@ -226,8 +240,9 @@ class ScopeGate:
         texts: Sequence[str],
         *,
         answer: bool,
+        vouched: int = 0,
     ) -> GateResult | None:
-        """Block on the harm/jailbreak classifier."""
+        """Block on the harm/jailbreak classifier; the first `vouched` views are an operator's example."""
         harm = self._models.harm
         proba = harm.probabilities(vecs)
         # A view that is plainly about the scope (it is close to one of the scope's texts or restates its
@@ -242,7 +257,11 @@ class ScopeGate:
         knowledge = self._knowledge.get(scope.name)
         if knowledge is not None:
             trusted |= np.array([knowledge.restates(t) for t in texts], dtype=bool)
-        if not answer and texts and len(texts[0].split()) <= HELP_MAX_WORDS and HELP_SEEKING.search(texts[0].lower()):
+        if vouched:
+            # An operator vouched for this very question (one of the scope's examples, e.g. from a moderator's
+            # "should have answered"): its own views are trusted; the recent turns joined with it are not.
+            trusted[:vouched] = True
+        elif not answer and texts and len(texts[0].split()) <= HELP_MAX_WORDS and HELP_SEEKING.search(texts[0].lower()):
             # Someone asking for help as a victim or about a danger ("is that text a scam?", "someone took our
             # cooler, who do we report it to?") shares the classifier's words for fraud and theft.
             trusted[:] = True
@@ -287,10 +306,19 @@ class ScopeGate:
             general_knowledge=scope.general_knowledge,
             names=_names(scope.description, tuple(scope.aliases)),
         )
+        listed = index.is_example(norm.clean)
         if asked is None or asked.rule != "topic:service" or prepared.history is not None:
-            blocked = self._block_by_model(scope, vecs, prepared.texts, answer=False)
+            vouched = len(prepared.texts) - (prepared.history is not None) if listed else 0
+            blocked = self._block_by_model(scope, vecs, prepared.texts, answer=False, vouched=vouched)
             if blocked is not None:
                 return blocked
+        if listed:
+            # An operator listed this very question (in the file or at run time, e.g. from a moderator's
+            # "should have answered"): it is answered, after the harm screens above.
+            return GateResult(
+                "answer", scope.name, "one of the scope's example questions", 1.0, rule="topic:example",
+                nearest=norm.clean,
+            )  # fmt: skip
         if asked is not None:
             score = 1.0 if asked.verdict == "answer" else 0.0
             return GateResult(asked.verdict, scope.name, asked.reason, score, rule=asked.rule)

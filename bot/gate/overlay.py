@@ -1,12 +1,16 @@
-"""Run-time scope changes: word lists, strictness and channel bindings, kept in the database over the file.
+"""Run-time scope changes: word lists, examples, strictness and channel bindings, kept in the database over
+the file.
 
-The file stays the operator's source; the overlay records only differences (words and channels added or
-removed, a strictness set), so later edits to the file still show through. Every change is audited and
-put in force at once through `ScopeRegistry.replace`.
+The file stays the operator's source; the overlay records only differences (words, examples and channels
+added or removed, a strictness set), so later edits to the file still show through. An example is a question
+the scope answers: the question itself is answered, and the topic classifier takes it as a positive. Every
+change is audited and put in force at once through `ScopeRegistry.replace`; other bot processes on the same
+database apply it at their next `ScopeAdmin.watch` read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any
@@ -23,11 +27,14 @@ from moderation.audit import audit
 
 log = logging.getLogger(__name__)
 
-OPERATIONS = ("set", "add-word", "remove-word", "bind", "unbind")
+OPERATIONS = ("set", "add-word", "remove-word", "add-example", "remove-example", "bind", "unbind")
 USAGE = (
     "scope show [NAME] | scope set NAME strictness 0..1 | scope add-word NAME WORD… | "
-    "scope remove-word NAME WORD… | scope bind NAME CHANNEL | scope unbind NAME CHANNEL"
+    "scope remove-word NAME WORD… | scope add-example NAME QUESTION | scope remove-example NAME QUESTION | "
+    "scope bind NAME CHANNEL | scope unbind NAME CHANNEL"
 )
+#: Longest example question an operator may add (a chat question, not a document).
+MAX_EXAMPLE_CHARS = 500
 
 
 class ScopeChangeError(Exception):
@@ -42,6 +49,8 @@ class ScopeOverlay(SQLModel, table=True):
     scope: str = Field(primary_key=True, max_length=64)
     added_words: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     removed_words: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    added_examples: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    removed_examples: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     added_channels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     removed_channels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     strictness: float | None = None
@@ -63,7 +72,10 @@ def apply_overlay(scope: ScopeConfig, overlay: ScopeOverlay | None) -> ScopeConf
     gone = {c.lower() for c in overlay.removed_channels}
     channels = [c for c in scope.channels if c.lower() not in gone]
     channels += [c for c in overlay.added_channels if c.lower() not in {x.lower() for x in channels}]
-    update: dict[str, Any] = {"blocked_words": words, "channels": channels}
+    gone_examples = {_fold(e) for e in overlay.removed_examples}
+    examples = [e for e in scope.examples if _fold(e) not in gone_examples]
+    examples += [e for e in overlay.added_examples if _fold(e) not in {_fold(x) for x in examples}]
+    update: dict[str, Any] = {"blocked_words": words, "channels": channels, "examples": examples}
     if overlay.strictness is not None:
         update["strictness"] = overlay.strictness
     return scope.model_copy(update=update)
@@ -89,19 +101,46 @@ class ScopeAdmin:
         self._file = {s.name: s for s in config.scopes}
         self._registry = registry
         self._sessions = sessions
+        self._ignored: set[str] = set()
 
     async def load(self) -> int:
-        """Put every stored overlay in force; the number of scopes changed."""
+        """Put every stored overlay in force; the number of scopes that changed.
+
+        Called at start, then now and then (`watch`), so that changes another bot process made apply here too.
+        """
         async with self._sessions() as session:
             rows = list((await session.execute(select(ScopeOverlay))).scalars())
         count = 0
         for row in rows:
-            if row.scope in self._file:
-                self._registry.replace(apply_overlay(self._file[row.scope], row))
+            if row.scope not in self._file:
+                if row.scope not in self._ignored:
+                    self._ignored.add(row.scope)
+                    log.warning("stored changes for scope %r ignored: it is no longer in the configuration", row.scope)
+                continue
+            updated = apply_overlay(self._file[row.scope], row)
+            if updated != self._registry.get(row.scope):
+                self._registry.replace(updated)
                 count += 1
-            else:
-                log.warning("stored changes for scope %r ignored: it is no longer in the configuration", row.scope)
         return count
+
+    async def watch(self, interval: float) -> None:
+        """Re-read the overlay every `interval` seconds until cancelled: several bot processes sharing one
+        database all apply a change made in any of them. A database outage only delays it."""
+        failing = False
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                changed = await self.load()
+            except Exception as e:  # noqa: BLE001 - any database error: keep the scopes in force, try again later
+                if not failing:
+                    log.warning("could not re-read run-time scope changes (%s); retrying every %.0f s", e, interval)
+                failing = True
+                continue
+            if failing:
+                log.info("run-time scope changes readable again")
+            failing = False
+            if changed:
+                log.info("run-time scope changes from another process applied to %d scope(s)", changed)
 
     def show(self, name: str | None = None) -> str:
         """The scopes in force (or one), as an operator reads them."""
@@ -112,8 +151,19 @@ class ScopeAdmin:
                 f"{s.name}: strictness {s.strictness:.2f}; channels: {', '.join(s.channels) or '(none)'}; "
                 f"blocked words: {', '.join(s.blocked_words) or '(none)'}"
             )
-            out.append(f"{line}; also called: {', '.join(s.aliases)}" if s.aliases else line)
+            if s.aliases:
+                line += f"; also called: {', '.join(s.aliases)}"
+            added = [e for e in s.examples if _fold(e) not in {_fold(f) for f in self._file[s.name].examples}]
+            line += f"; {len(s.examples)} example(s)"
+            if added:
+                line += f", added at run time: {'; '.join(repr(e) for e in added)}"
+            out.append(line)
         return "\n".join(out)
+
+    def has_example(self, name: str, question: str) -> bool:
+        """Whether scope `name` already lists `question` among its examples (any case or spacing)."""
+        key = _fold(question)
+        return any(_fold(e) == key for e in self._scope(name).examples)
 
     def _scope(self, name: str) -> ScopeConfig:
         try:
@@ -157,6 +207,20 @@ class ScopeAdmin:
             adding = operation == "add-word"
             row.added_words, row.removed_words = _toggle(row.added_words, row.removed_words, words, adding=adding)
             return f"{'added' if adding else 'removed'} blocked word(s): {', '.join(words)}"
+        if operation in ("add-example", "remove-example"):
+            example = " ".join(" ".join(args).split())
+            if not any(c.isalnum() for c in example):
+                raise ScopeChangeError("an example is a question the scope answers; it needs words")
+            if len(example) > MAX_EXAMPLE_CHARS:
+                raise ScopeChangeError(f"an example may have at most {MAX_EXAMPLE_CHARS} characters")
+            adding = operation == "add-example"
+            known = {_fold(e) for e in current.examples}
+            if not adding and _fold(example) not in known:
+                raise ScopeChangeError(f"scope {current.name} has no example {example!r}")
+            row.added_examples, row.removed_examples = _toggle(
+                row.added_examples, row.removed_examples, [example], adding=adding
+            )
+            return f"{'added' if adding else 'removed'} example {example!r}"
         channel = args[0]
         if operation == "bind":
             owner = next(

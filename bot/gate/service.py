@@ -17,6 +17,7 @@ from bot.gate.embed import Embedder
 from bot.gate.gate import ScopeGate
 from bot.gate.overlay import USAGE, ScopeAdmin, ScopeChangeError
 from bot.knowledge import KnowledgeIndex
+from bot.scopes import ScopeRegistry
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +32,18 @@ class GateNotStarted(RuntimeError):
 class GateService:
     """Implements the `Gate` protocol for the app; `start()` loads the embedding model once."""
 
-    def __init__(self, *, config: Config, knowledge: Mapping[str, KnowledgeIndex]) -> None:
+    def __init__(
+        self, *, config: Config, knowledge: Mapping[str, KnowledgeIndex], scopes: ScopeRegistry | None = None
+    ) -> None:
         self._config = config
         self._knowledge = knowledge
+        #: The scopes in force: run-time changes to their examples rebuild the topic indexes.
+        self._scopes = scopes
         self._gate: ScopeGate | None = None
         self._embedder: Embedder | None = None
         self._checked = 0.0
+        self._version = -1
+        self._rebuilding = asyncio.Lock()
 
     def _build(self) -> ScopeGate:
         path = self._config.gate.model_path
@@ -47,9 +54,10 @@ class GateService:
         self._embedder = Embedder.load(path, threads=self._config.gate.threads or 1)
         for index in self._knowledge.values():
             index.attach_encoder(self._embedder.encode)
+        self._version = self._scopes.version if self._scopes is not None else 0
         return ScopeGate(
             embedder=self._embedder,
-            scopes=self._config.scopes,
+            scopes=self._scopes.all() if self._scopes is not None else self._config.scopes,
             knowledge=self._knowledge,
             global_blocked=self._config.bot.blocked_words,
         )
@@ -73,6 +81,13 @@ class GateService:
         gate = self._gate
         if gate is None:
             raise GateNotStarted("the scope gate is not started; call GateService.start() first")
+        if self._scopes is not None and self._scopes.version != self._version:
+            async with self._rebuilding:
+                version = self._scopes.version
+                if version != self._version:
+                    # Off the event loop: embedding a changed scope's texts takes a moment.
+                    await asyncio.to_thread(gate.update_scopes, self._scopes.all())
+                    self._version = version
         if time.monotonic() - self._checked >= REFRESH_SECONDS:
             self._checked = time.monotonic()
             # Stats the knowledge files; re-embeds a scope's texts only when one changed.
@@ -112,6 +127,7 @@ def register_scope_command(commands: CommandRouter, admin: ScopeAdmin) -> None:
             return str(e)
 
     usage = (
-        "scope show [NAME] | set NAME strictness 0..1 | add-word|remove-word NAME WORD… | bind|unbind NAME CHANNEL|here"
+        "scope show [NAME] | set NAME strictness 0..1 | add-word|remove-word NAME WORD… | "
+        "add-example|remove-example NAME QUESTION | bind|unbind NAME CHANNEL|here"
     )
     commands.register(Subcommand(name="scope", usage=usage, handler=handle, moderators_only=True))

@@ -110,6 +110,11 @@ def positive_texts(scope: ScopeConfig, chunks: Sequence[Chunk]) -> list[str]:
     return list(dict.fromkeys(t for t in texts if t.strip()))
 
 
+def example_key(text: str) -> str:
+    """How an example is matched: its words, in order, whatever the case, spacing and punctuation."""
+    return " ".join(re.findall(r"\w+", clean_text(text).lower()))
+
+
 def idf_from(documents: Sequence[str]) -> Callable[[str], float]:
     """Inverse document frequency of a word among `documents` (generic questions: common words weigh little)."""
     df = Counter(t for d in documents for t in set(terms(clean_text(d))))
@@ -132,12 +137,18 @@ class ScopeIndex:
     service_vecs: Vectors = field(default_factory=lambda: np.zeros((0, DIM), np.float32), repr=False)
     #: One-edit spellings of the scope's longer words ("temperment" for "temperament"): chat is typed fast.
     near_spellings: frozenset[str] = field(default=frozenset(), repr=False)
+    #: The scope's example questions (`example_key`): an operator said these are answered.
+    examples: frozenset[str] = field(default=frozenset(), repr=False)
 
     def uses(self, word: str) -> bool:
         """Whether the scope's texts use `word`, or a word one typo away from it (words of 5+ letters)."""
         if word in self.vocabulary:
             return True
         return len(word) >= FUZZY_MIN_LENGTH and not self.near_spellings.isdisjoint(_deletions(word) | {word})
+
+    def is_example(self, text: str) -> bool:
+        """Whether `text` is one of the scope's example questions (see `example_key`)."""
+        return example_key(text) in self.examples
 
     def features(self, vecs: Vectors, texts: Sequence[str]) -> np.ndarray:
         """The classifier's feature rows (`FEATURES`) for questions (`vecs` embed the clean `texts`)."""
@@ -185,6 +196,7 @@ def build_indexes(
 ) -> dict[str, ScopeIndex]:
     """A `ScopeIndex` per scope; every scope's positives are the others' negatives."""
     positives = {s.name: positive_texts(s, chunks.get(s.name, ())) for s in scopes}
+    examples = {s.name: frozenset(k for k in map(example_key, s.examples) if k) for s in scopes}
     vecs = {name: encode([clean_text(t) for t in texts]) for name, texts in positives.items()}
     vocab = {name: frozenset(t for text in texts for t in terms(clean_text(text))) for name, texts in positives.items()}
     idf = idf_from(generic)
@@ -204,6 +216,7 @@ def build_indexes(
             other_vocabulary=other_vocab,
             idf=idf,
             service_vecs=service_vecs if service_vecs is not None else np.zeros((0, DIM), np.float32),
+            examples=examples[name],
         )
     return out
 
