@@ -136,6 +136,8 @@ class ModerationConfig(_Strict):
     hidden_note: str = "This answer is hidden while moderators review it."
     #: What a retracted bot answer is edited to.
     retracted_note: str = "A moderator retracted this answer."
+    #: What a refusal is edited to when a moderator judges it wrong (`missed`: "should have answered").
+    reconsidered_note: str = "A moderator reviewed this: I should have answered it. Please ask it again."
     #: Posted in the thread after a retraction when the moderator gives no correction.
     correction: str = "A moderator retracted the answer above; please don't rely on it."
     #: Private message to an author a moderator warns (the moderator's own words are appended).

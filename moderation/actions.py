@@ -31,24 +31,28 @@ from moderation.store import rowcount
 
 log = logging.getLogger(__name__)
 
-RESOLVING = ("dismiss", "remove", "retract", "off_scope", "unsafe")
+RESOLVING = ("dismiss", "remove", "retract", "off_scope", "unsafe", "missed")
 ONCE = ("warn", "timeout", "escalate")
 ACTIONS = ("claim", *RESOLVING, *ONCE, "add_word")
-#: Actions whose resolution says the bot was at fault, and the regression kind each records.
+#: Actions whose resolution says the bot's answer was at fault, and the regression kind each records.
 FAULTS = {"retract": "wrong", "off_scope": "off_scope", "unsafe": "unsafe"}
+#: A refusal a moderator judged wrong ("should have answered"): the question becomes one of the scope's
+#: examples, the refusal is edited to ask the member to ask again, and a regression example expects `answer`.
+MISSED = "missed"
 #: Actions that change nothing on the platform: done as soon as decided.
 NO_EFFECT = ("claim", "dismiss", "escalate")
 ALIASES = {
-    "off-scope": "off_scope",
     "offscope": "off_scope",
     "wrong": "retract",
     "time_out": "timeout",
-    "time-out": "timeout",
     "mute": "timeout",
-    "add-word": "add_word",
     "add_phrase": "add_word",
     "word": "add_word",
     "delete": "remove",
+    "should_answer": "missed",
+    "should_have_answered": "missed",
+    "wrong_refusal": "missed",
+    "answer_it": "missed",
 }
 REFUSAL = "Only moderators can act on review cards. Nothing was changed."
 MAX_PHRASE_CHARS = 200
@@ -69,7 +73,7 @@ class ActionOutcome:
 
 def normalize_action(name: str) -> str:
     """The canonical action name for what someone typed or pressed."""
-    n = name.strip().lower().replace(" ", "_")
+    n = name.strip().lower().replace(" ", "_").replace("-", "_")
     return ALIASES.get(n, n)
 
 
@@ -132,7 +136,7 @@ class ActionService:
             case = await session.get(Case, case_id)
         if case is None:
             return ActionOutcome(False, f"There is no case #{case_id}.", case_id)
-        problem = self._invalid(case, action, argument)
+        problem = self._invalid(case, action, argument) or await self._invalid_missed(case, action)
         if problem:
             return ActionOutcome(False, problem, case_id)
         try:
@@ -142,7 +146,7 @@ class ActionService:
             return await self._explain_once(case_id, action, argument)
 
     def _invalid(self, case: Case, action: str, argument: str) -> str:
-        if action in FAULTS and case.answer_id is None:
+        if (action in FAULTS or action == MISSED) and case.answer_id is None:
             return f"Case #{case.id} is about a member's message, not a bot answer; use remove or dismiss."
         if action in ("warn", "timeout") and case.author_is_bot:
             return f"Case #{case.id} is about the bot's own answer; retract it instead."
@@ -159,6 +163,22 @@ class ActionService:
                 parse_duration(argument, default_minutes=self._config.moderation.timeout_minutes)
             except ValueError as e:
                 return f"Time-out not set: {e}."
+        return ""
+
+    async def _invalid_missed(self, case: Case, action: str) -> str:
+        """`missed` is for a refusal: an answer given, or a block, is judged with the other actions."""
+        if action != MISSED or case.answer_id is None:
+            return ""
+        async with self._sessions() as session:
+            answer = await session.get(BotAnswer, case.answer_id)
+        if answer is None:
+            return f"The reply of case #{case.id} is no longer on record."
+        if answer.verdict != "refuse":
+            what = "was answered" if answer.verdict == "answer" else f"got the verdict {answer.verdict!r}"
+            return (
+                f"Case #{case.id}'s question {what}, not refused; `missed` is for a question the bot refused "
+                "but should have answered."
+            )
         return ""
 
     async def _decide(
@@ -261,18 +281,20 @@ class ActionService:
         return action
 
     async def _fault(self, session: AsyncSession, case: Case, actor: Actor, action: str) -> None:
-        """A bot answer judged at fault: hide it for good and keep its question as a regression example."""
-        if case.answer_id is None or action not in (*FAULTS, "remove"):
+        """A bot reply judged at fault: hide an answer for good (a wrong refusal stays, to be edited), and keep
+        its question as a regression example."""
+        if case.answer_id is None or action not in (*FAULTS, "remove", MISSED):
             return
         answer = await session.get(BotAnswer, case.answer_id)
         if answer is None or case.id is None:
             return
-        await session.execute(update(BotAnswer).where(col(BotAnswer.id) == answer.id).values(hidden=True))
+        if action != MISSED:
+            await session.execute(update(BotAnswer).where(col(BotAnswer.id) == answer.id).values(hidden=True))
         session.add(
             RegressionExample(
                 case_id=case.id,
                 scope=answer.scope,
-                kind=FAULTS.get(action, "unsafe"),
+                kind=MISSED if action == MISSED else FAULTS.get(action, "unsafe"),
                 question=answer.question,
                 answer_id=answer.id,
                 created_by_id=actor.user_id,
@@ -337,5 +359,7 @@ def _done_text(case: Case, action: str, argument: str, scope: str) -> str:
         "timeout": "Timing out the author of case #{id}.",
         "escalate": "Case #{id} escalated.",
         "add_word": "Adding {arg!r} to the word list of scope {scope}.",
+        "missed": "Case #{id} resolved: the question becomes an example of scope {scope}, which answers it from "
+        "now on; the refusal is edited to ask the member to ask again.",
     }
     return texts[action].format(id=case.id, arg=argument, scope=scope)

@@ -28,6 +28,13 @@ ANSWER_BUTTONS = (
     CardButton("add_word", "Add phrase to word list"),
     CardButton("escalate", "Escalate"),
 )
+#: A flagged refusal: the member may be telling the moderators it should have been answered.
+REFUSAL_BUTTONS = (
+    CardButton("claim", "Claim"),
+    CardButton("dismiss", "Refusal is right"),
+    CardButton("missed", "Should have answered", "primary"),
+    CardButton("escalate", "Escalate"),
+)
 
 
 def _short(text: str, limit: int) -> str:
@@ -82,6 +89,9 @@ def build_card(
     buttons: tuple[CardButton, ...] = ()
     if case.state != CaseState.RESOLVED:
         buttons = ANSWER_BUTTONS if case.answer_id is not None else MEMBER_BUTTONS
+        verdict = (evidence.provenance or {}).get("verdict") if evidence is not None else None
+        if case.answer_id is not None and verdict == "refuse":
+            buttons = REFUSAL_BUTTONS
     return ReviewCard(
         case_id=case.id,
         place=place,

@@ -24,7 +24,7 @@ from bot.config import Config
 from bot.db import utcnow
 from bot.events import Actor, MessageRef, OutboundMessage, Platform, PlatformError, Reply
 from bot.models import BotAnswer
-from moderation.actions import FAULTS, RESOLVING, parse_duration
+from moderation.actions import FAULTS, MISSED, RESOLVING, parse_duration
 from moderation.answer_refs import answer_place, answer_refs, delete_all, edit_all, question_ref
 from moderation.audit import SYSTEM, audit
 from moderation.models import ActionStatus, Case, CaseAction, CaseState, Mute
@@ -42,10 +42,14 @@ class PhraseRejected(Exception):
 
 
 class PhraseSink(Protocol):
-    """Where `add_word` puts a phrase: the scope gate's word lists (see `moderation.wordlist`)."""
+    """Where `add_word` puts a phrase and `missed` a question: the scope gate's word lists and examples (see
+    `moderation.wordlist`)."""
 
     async def add_blocked_phrase(self, *, scope: str, phrase: str, actor: Actor, case_id: int | None) -> None:
         """Block `phrase` in `scope` from now on."""
+
+    async def add_example(self, *, scope: str, question: str, actor: Actor, case_id: int | None) -> None:
+        """Make `question` one of `scope`'s examples: answered from now on (if it passes the harm screens)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +205,12 @@ class EffectRunner:
             await self._phrases.add_blocked_phrase(scope=scope, phrase=row.argument, actor=actor, case_id=case.id)
             return None
         platform = self._platforms[case.platform]
+        if row.action == MISSED and answer is not None:
+            actor = Actor(row.actor_platform, row.actor_id, row.actor_name)
+            await self._phrases.add_example(scope=answer.scope, question=answer.question, actor=actor, case_id=case.id)
+            # The refusal is edited, not deleted: the thread keeps its shape and the member knows to ask again.
+            await edit_all(platform, refs, cfg.reconsidered_note)
+            return None
         if row.action == "remove":
             if answer is not None:
                 await delete_all(platform, refs)
@@ -308,6 +318,8 @@ def _success_text(row: CaseAction, case: Case, muted_by_bot: bool) -> str:
         "retract": "Retracted the answer of case #{id} and posted a correction.",
         "off_scope": "Retracted the answer of case #{id} (off-scope) and posted a correction.",
         "unsafe": "Retracted the answer of case #{id} (unsafe) and posted a correction.",
+        "missed": "The question of case #{id} is now one of its scope's examples; the refusal asks the member to "
+        "ask again.",
     }
     return texts.get(row.action, "Done: {action} on case #{id}.").format(
         id=case.id, arg=row.argument, action=row.action

@@ -195,14 +195,14 @@ class Mute(SQLModel, table=True):
 
 
 class RegressionExample(SQLModel, table=True):
-    """A question whose answer a moderator judged a bot fault, kept for `scopebot eval` to replay."""
+    """A question whose reply a moderator judged a bot fault, kept for `scopebot eval` to replay."""
 
     __tablename__ = "regression_example"
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="moderation_case.id", unique=True)
     scope: str = Field(max_length=64, index=True)
-    #: wrong | off_scope | unsafe
+    #: wrong | off_scope | unsafe (a wrong answer) | missed (a wrong refusal)
     kind: str = Field(max_length=16)
     question: str = Field(sa_column=Column(Text, nullable=False))
     answer_id: int | None = Field(default=None, foreign_key="bot_answer.id")

@@ -1,4 +1,4 @@
-"""Regression prompts: questions whose answers moderators judged a bot fault, for `scopebot eval` to replay.
+"""Regression prompts: questions whose replies moderators judged a bot fault, for `scopebot eval` to replay.
 
 This is the boundary with the scope gate's evaluation: `regression_prompts()` lists them,
 `regression_rows()` gives them in the shape `bot.gate.evaluate.regression_examples()` takes, and
@@ -18,7 +18,7 @@ from bot.gate import Gate
 from moderation.models import RegressionExample
 
 #: What the gate should now say, per fault kind; None: the gate answering is right, the answer must be checked.
-EXPECTED = {"off_scope": "refuse", "unsafe": "block", "wrong": None}
+EXPECTED = {"off_scope": "refuse", "unsafe": "block", "wrong": None, "missed": "answer"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,7 @@ class RegressionPrompt:
 
     @property
     def expected(self) -> str | None:
-        """The verdict the gate should give (`refuse`, `block`), or None when only the answer was wrong."""
+        """The verdict the gate should give (`refuse`, `block`, `answer`), or None when only the answer was wrong."""
         return EXPECTED.get(self.kind)
 
 
@@ -46,9 +46,12 @@ class ReplayResult:
 
     @property
     def passed(self) -> bool | None:
-        """True when the gate no longer answers an off-scope or unsafe question; None for wrong answers."""
+        """True when the gate no longer answers an off-scope or unsafe question, or now answers a question it
+        wrongly refused; None for wrong answers."""
         if self.prompt.expected is None:
             return None
+        if self.prompt.expected == "answer":
+            return self.verdict == "answer"
         return self.verdict != "answer"
 
 

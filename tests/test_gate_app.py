@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.app import build_app
 from bot.config import load_config
-from bot.events import Actor, CommandInvoked, InboundMessage, MessageRef
+from bot.events import Actor, CardAction, CommandInvoked, InboundMessage, MessageRef, ReactionAdded
 from bot.models import BotAnswer
 from moderation.audit import entries
+from moderation.regressions import replay_regressions
+from tests.cli_support import run_scopebot
 from tests.fakes import MemoryPlatform
+from tests.moderation_support import FindingMemoryPlatform, write_mod_config
+from tests.waiting import until
 
 
 async def _ask(mem: MemoryPlatform, text: str, user: str = "alice") -> str:
@@ -63,3 +68,39 @@ async def test_verdicts_and_live_scope_changes(write_config: Callable[..., Path]
         assert "tuition" in again.scopes.get("college").blocked_words
     finally:
         await again.stop()
+
+
+async def test_a_moderator_teaches_the_scope_a_question_it_refused(tmp_path: Path, db_url: str) -> None:
+    """The loop from a member's flag on a wrong refusal to the question being answered, in this bot and others."""
+    config = load_config(write_mod_config(tmp_path, db_url, interval=0.2))
+    mem = FindingMemoryPlatform(moderators={"mod"})
+    app = build_app(config, platforms=[mem])
+    question = "Is there a shuttle from the airport on move-in day?"
+    refusal = config.scope("college").refusal
+    await app.start()
+    try:
+        assert await _ask(mem, question) == refusal
+        reply = mem.replies_to(next(m.ref for m in mem.messages.values() if m.text == question))[-1]
+        await mem.emit(ReactionAdded(reply.ref, mem.actor("bob"), "flag"))
+        await until(lambda: mem.cards, what="the review card")
+        card_id, card = next(iter(mem.cards.items()))
+        assert "missed" in {b.action for b in card.buttons}
+        await mem.emit(CardAction(mem.actor("mod"), card.case_id, "missed", card=MessageRef(card.place, card_id)))
+        await until(lambda: mem.messages[reply.ref.message_id].text == config.moderation.reconsidered_note)
+
+        # Asked again, the question is answered: the running gate rebuilt its indexes with the new example.
+        assert await _ask(mem, question) != refusal
+        async with app.sessions() as session:
+            last = (await session.execute(select(BotAnswer).order_by(col(BotAnswer.id).desc()))).scalars().first()
+            log = [e.action for e in await entries(session)]
+        assert last is not None and (last.verdict, last.reason) == ("answer", "one of the scope's example questions")
+        assert "case.missed" in log and "scope.add_example" in log
+        results = await replay_regressions(app.sessions, gate=app.gate, scope_config=app.scopes.get)
+        assert [(r.prompt.question, r.verdict, r.passed) for r in results] == [(question, "answer", True)]
+    finally:
+        await app.stop()
+
+    # Another process on the same database (here the operator's `scopebot check`) answers it too.
+    out = run_scopebot("check", "--config", str(config.source), "--scope", "college", question)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["verdict"] == "answer"

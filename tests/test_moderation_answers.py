@@ -28,8 +28,10 @@ async def _answer(h: Harness, question: str, parts: list[str]) -> tuple[MessageR
     return q, refs, await _record(h, q, question, parts, refs)
 
 
-async def _record(h: Harness, q: MessageRef, question: str, parts: list[str], refs: list[MessageRef]) -> BotAnswer:
-    """Record the answer posted as `refs`, as the pipeline does when it has finished streaming."""
+async def _record(
+    h: Harness, q: MessageRef, question: str, parts: list[str], refs: list[MessageRef], *, verdict: str = "answer"
+) -> BotAnswer:
+    """Record the reply posted as `refs`, as the pipeline does when it has finished streaming."""
     place = q.place
     return await record_answer(
         h.sessions,
@@ -43,8 +45,8 @@ async def _record(h: Harness, q: MessageRef, question: str, parts: list[str], re
             question=question,
             answer="".join(parts),
             scope="college",
-            verdict="answer",
-            reason="in scope: tuition",
+            verdict=verdict,
+            reason="in scope: tuition" if verdict == "answer" else "out of scope (0.51 < 0.73)",
             gate_score=0.9,
             passages=[{"source": "costs-and-aid.md", "text": "Tuition is $41,200.", "score": 3.1}],
             model="tiny.gguf",
@@ -261,3 +263,67 @@ async def test_warn_and_timeout_act_on_the_author_not_on_the_bot(tmp_path: Path,
         )
         assert "bot's own answer" in text
         assert not [r for r in h.platform.private if r.user_id == "scopebot"]
+
+
+async def test_a_wrong_refusal_becomes_an_example_and_a_regression_that_expects_an_answer(
+    tmp_path: Path, db_url: str
+) -> None:
+    async with harness(tmp_path, db_url) as h:
+        svc = h.runtime.service
+        question = "Is there a shuttle from the airport on move-in day?"
+        place = h.platform.place("admissions")
+        q = h.platform.post_as(h.member("alice"), place, question)
+        refusal = h.config.scope("college").refusal
+        ref = await h.platform.send(OutboundMessage(place, refusal, reply_to=q))
+        await _record(h, q, question, [refusal], [ref], verdict="refuse")
+        await svc.on_reaction(h.platform, h.flag(ref, "alice"))
+        await route_until_idle(h.runtime.router)
+        card_id, card = next(iter(h.platform.cards.items()))
+        # A refusal's card offers what fits a refusal: right, or should have been answered.
+        assert [b.action for b in card.buttons] == ["claim", "dismiss", "missed", "escalate"]
+        assert "Gate: refuse (out of scope" in card.body
+
+        await svc.on_card_action(
+            h.platform, CardAction(h.member("eve"), card.case_id, "missed", card=MessageRef(card.place, card_id))
+        )
+        assert h.platform.messages[ref.message_id].text == refusal  # eve is no moderator
+        await svc.on_card_action(
+            h.platform, CardAction(h.member("mod"), card.case_id, "missed", card=MessageRef(card.place, card_id))
+        )
+        # The member is told to ask again, in place of the refusal; the scope answers the question from now on.
+        assert h.platform.messages[ref.message_id].text == h.config.moderation.reconsidered_note
+        scopes = h.runtime.service.effects._phrases._scopes  # type: ignore[attr-defined]
+        assert question in scopes.get("college").examples
+        async with h.sessions() as session:
+            example = (await session.execute(select(RegressionExample))).scalars().one()
+            trail = [e.action for e in await entries(session, case_id=card.case_id)]
+        assert (example.kind, example.question) == ("missed", question)
+        assert trail == ["report.filed", "case.routed", "case.missed"]
+        assert await regression_rows(h.sessions, scope="college") == [(f"case-{card.case_id}", question, "answer")]
+        # Replayed against a gate that still refuses it, the regression fails; once answered, it passes.
+        config = load_config(h.config.source)
+        results = await replay_regressions(
+            h.sessions, gate=LexicalGate(global_blocked=[], knowledge={}), scope_config=config.scope
+        )
+        assert [(r.prompt.expected, r.verdict, r.passed) for r in results] == [("answer", "refuse", False)]
+        learnt = config.scope("college").model_copy(update={"examples": [question]})
+        results = await replay_regressions(
+            h.sessions, gate=LexicalGate(global_blocked=[], knowledge={}), scope_config=lambda _: learnt
+        )
+        assert [r.passed for r in results] == [True]
+
+
+async def test_missed_is_only_for_refusals(tmp_path: Path, db_url: str) -> None:
+    async with harness(tmp_path, db_url) as h:
+        svc = h.runtime.service
+        _q, refs, _row = await _answer(h, "How much is tuition?", ["Tuition is $9."])
+        await svc.on_reaction(h.platform, h.flag(refs[0], "bob"))
+        async with h.sessions() as session:
+            case_id = (await session.execute(select(Case.id))).scalars().one() or 0
+        text = await svc.act(
+            platform=h.platform, actor=h.member("mod"), place=None, case_id=case_id, action="should-answer"
+        )
+        assert "was answered, not refused" in text
+        async with h.sessions() as session:
+            assert (await session.get(Case, case_id)).state != "resolved"  # type: ignore[union-attr]
+            assert (await session.execute(select(RegressionExample))).scalars().all() == []
