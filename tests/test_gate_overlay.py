@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import db
 from bot.commands import CommandRouter
-from bot.config import load_config
+from bot.config import Config, load_config
 from bot.events import Actor, Place, Platform
 from bot.gate.overlay import ScopeAdmin, ScopeChangeError, ScopeOverlay, apply_overlay
 from bot.gate.service import register_scope_command
@@ -42,6 +44,17 @@ def test_overlay_applies_differences_to_the_file_scope(config_factory: Callable[
     assert apply_overlay(scope, None) is scope
 
 
+@asynccontextmanager
+async def _database(config: Config) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """The migrated database of `config`, disposed of afterwards."""
+    engine = db.create_engine(config.database.url)
+    try:
+        await db.upgrade(engine)
+        yield db.sessionmaker(engine)
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture
 def config_factory(write_config: Callable[..., Path]) -> Callable[..., Path]:
     return write_config
@@ -49,11 +62,9 @@ def config_factory(write_config: Callable[..., Path]) -> Callable[..., Path]:
 
 async def test_changes_persist_apply_at_once_and_are_audited(write_config: Callable[..., Path], db_url: str) -> None:
     config = load_config(write_config(db_url=db_url))
-    engine = db.create_engine(config.database.url)
-    try:
-        await db.upgrade(engine)
+    async with _database(config) as sessions:
         registry = ScopeRegistry(config)
-        admin = ScopeAdmin(config=config, registry=registry, sessions=db.sessionmaker(engine))
+        admin = ScopeAdmin(config=config, registry=registry, sessions=sessions)
         await admin.change(actor=OPERATOR, operation="add-word", scope="college", args=["keg party"])
         await admin.change(actor=OPERATOR, operation="set", scope="college", args=["strictness", "0.9"])
         await admin.change(actor=OPERATOR, operation="bind", scope="college", args=["slack:C42"])
@@ -67,16 +78,14 @@ async def test_changes_persist_apply_at_once_and_are_audited(write_config: Calla
 
         # A new process (new registry) gets the same scopes from the file plus the database.
         fresh = ScopeRegistry(config)
-        assert await ScopeAdmin(config=config, registry=fresh, sessions=db.sessionmaker(engine)).load() == 1
+        assert await ScopeAdmin(config=config, registry=fresh, sessions=sessions).load() == 1
         assert fresh.get("college") == live
 
-        async with db.sessionmaker(engine)() as session:
+        async with sessions() as session:
             log = await entries(session)
         assert [e.action for e in log] == ["scope.add_word", "scope.set", "scope.bind", "scope.remove_word"]
         assert all(e.scope == "college" and e.actor_id == "mod" for e in log)
         assert log[0].note == "added blocked word(s): keg party"
-    finally:
-        await engine.dispose()
 
 
 async def test_bad_changes_are_refused_with_a_reason(write_config: Callable[..., Path], sqlite_url: str) -> None:
@@ -142,11 +151,9 @@ async def test_chat_command_is_for_moderators_only(write_config: Callable[..., P
 
 async def test_examples_are_added_and_removed_at_run_time(write_config: Callable[..., Path], db_url: str) -> None:
     config = load_config(write_config(db_url=db_url))
-    engine = db.create_engine(config.database.url)
-    try:
-        await db.upgrade(engine)
+    async with _database(config) as sessions:
         registry = ScopeRegistry(config)
-        admin = ScopeAdmin(config=config, registry=registry, sessions=db.sessionmaker(engine))
+        admin = ScopeAdmin(config=config, registry=registry, sessions=sessions)
         version = registry.version
         note = await admin.change(
             actor=OPERATOR, operation="add-example", scope="college", args=["Is there a shuttle", "on move-in day?"]
@@ -167,7 +174,7 @@ async def test_examples_are_added_and_removed_at_run_time(write_config: Callable
         file_example = config.scope("college").examples[0]
         await admin.change(actor=OPERATOR, operation="remove-example", scope="college", args=[file_example])
         fresh = ScopeRegistry(config)
-        await ScopeAdmin(config=config, registry=fresh, sessions=db.sessionmaker(engine)).load()
+        await ScopeAdmin(config=config, registry=fresh, sessions=sessions).load()
         assert file_example not in fresh.get("college").examples
         assert "Is there a shuttle on move-in day?" in fresh.get("college").examples
 
@@ -177,24 +184,18 @@ async def test_examples_are_added_and_removed_at_run_time(write_config: Callable
             await admin.change(actor=OPERATOR, operation="add-example", scope="college", args=["?!", "🙂"])
         with pytest.raises(ScopeChangeError, match="at most 500"):
             await admin.change(actor=OPERATOR, operation="add-example", scope="college", args=["why " * 200])
-        async with db.sessionmaker(engine)() as session:
+        async with sessions() as session:
             log = [e.action for e in await entries(session)]
         assert log == ["scope.add_example", "scope.add_example", "scope.remove_example"]
-    finally:
-        await engine.dispose()
 
 
 async def test_a_change_made_by_another_process_applies_here(write_config: Callable[..., Path], db_url: str) -> None:
     config = load_config(write_config(db_url=db_url))
-    engine = db.create_engine(config.database.url)
-    try:
-        await db.upgrade(engine)
+    async with _database(config) as sessions:
         here = ScopeRegistry(config)
-        watcher = asyncio.create_task(
-            ScopeAdmin(config=config, registry=here, sessions=db.sessionmaker(engine)).watch(0.05)
-        )
+        watcher = asyncio.create_task(ScopeAdmin(config=config, registry=here, sessions=sessions).watch(0.05))
         try:
-            other = ScopeAdmin(config=config, registry=ScopeRegistry(config), sessions=db.sessionmaker(engine))
+            other = ScopeAdmin(config=config, registry=ScopeRegistry(config), sessions=sessions)
             await other.change(actor=OPERATOR, operation="add-word", scope="college", args=["keg party"])
             await other.change(actor=OPERATOR, operation="add-example", scope="college", args=["Any dorm curfew?"])
             await until(lambda: "Any dorm curfew?" in here.get("college").examples, what="the other change")
@@ -206,5 +207,3 @@ async def test_a_change_made_by_another_process_applies_here(write_config: Calla
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
-    finally:
-        await engine.dispose()
