@@ -187,6 +187,10 @@ async def test_examples_are_added_and_removed_at_run_time(write_config: Callable
         async with sessions() as session:
             log = [e.action for e in await entries(session)]
         assert log == ["scope.add_example", "scope.add_example", "scope.remove_example"]
+        for k in range(11):
+            await admin.change(actor=OPERATOR, operation="add-example", scope="college", args=[f"Question {k}?"])
+        shown = admin.show("college")
+        assert "'Question 10?'" in shown and "'Question 0?'" not in shown and "(and 2 earlier)" in shown
 
 
 async def test_a_change_made_by_another_process_applies_here(write_config: Callable[..., Path], db_url: str) -> None:

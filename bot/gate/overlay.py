@@ -35,6 +35,8 @@ USAGE = (
 )
 #: Longest example question an operator may add (a chat question, not a document).
 MAX_EXAMPLE_CHARS = 500
+#: Run-time examples `scope show` lists, newest last (a chat reply stays readable).
+SHOW_EXAMPLES = 10
 
 
 class ScopeChangeError(Exception):
@@ -156,7 +158,9 @@ class ScopeAdmin:
             added = [e for e in s.examples if _fold(e) not in {_fold(f) for f in self._file[s.name].examples}]
             line += f"; {len(s.examples)} example(s)"
             if added:
-                line += f", added at run time: {'; '.join(repr(e) for e in added)}"
+                shown = "; ".join(repr(e) for e in added[-SHOW_EXAMPLES:])
+                more = f" (and {len(added) - SHOW_EXAMPLES} earlier)" if len(added) > SHOW_EXAMPLES else ""
+                line += f", added at run time: {shown}{more}"
             out.append(line)
         return "\n".join(out)
 
