@@ -66,6 +66,12 @@ class HarmModel:
         return self.categories[int((self.centroids @ vec).argmax())]
 
 
+def _dot(vecs: Vectors, rows: np.ndarray) -> np.ndarray:
+    """`vecs @ rows.T` without BLAS: for a few questions numpy's own loop is as fast, and a threaded BLAS call
+    leaves its threads spinning on the cores the embedding model needs next."""
+    return np.asarray(np.einsum("ij,kj->ik", vecs, rows, optimize=False))
+
+
 @dataclass(frozen=True)
 class IntentModel:
     """Harmful intent in a plain question about an organisation's own business, with no harmful word in it
@@ -83,9 +89,14 @@ class IntentModel:
     categories: tuple[str, ...] = ()
     support_category: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
 
+    #: The support vectors' squared norms, computed once: the kernel needs them for every question.
+    support_norms: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "support_norms", (self.support * self.support).sum(axis=1))
+
     def _kernel(self, vecs: Vectors) -> np.ndarray:
-        squared = (vecs * vecs).sum(axis=1)[:, None] + (self.support * self.support).sum(axis=1)[None, :]
-        distances = squared - 2.0 * (vecs @ self.support.T)
+        distances = (vecs * vecs).sum(axis=1)[:, None] + self.support_norms[None, :] - 2.0 * _dot(vecs, self.support)
         return np.asarray(np.exp(-self.gamma * np.maximum(distances, 0.0)))
 
     def scores(self, vecs: Vectors) -> np.ndarray:

@@ -36,6 +36,7 @@ NEGATIVE_FILTER = 0.75
 STRICTNESS_LOGITS = 2.0
 #: How many of the nearest positives, generic negatives and other scopes' texts the classifier looks at.
 TOP_K = 5
+_WORD = re.compile(r"\w+")
 FEATURES = (
     *(f"pos_{i}" for i in range(1, TOP_K + 1)),
     *(f"generic_{i}" for i in range(1, TOP_K + 1)),
@@ -110,9 +111,10 @@ def positive_texts(scope: ScopeConfig, chunks: Sequence[Chunk]) -> list[str]:
     return list(dict.fromkeys(t for t in texts if t.strip()))
 
 
-def example_key(text: str) -> str:
-    """How an example is matched: its words, in order, whatever the case, spacing and punctuation."""
-    return " ".join(re.findall(r"\w+", clean_text(text).lower()))
+def example_key(text: str, *, cleaned: bool = False) -> str:
+    """How an example is matched: its words, in order, whatever the case, spacing and punctuation
+    (`cleaned`: `text` already went through `clean_text`)."""
+    return " ".join(_WORD.findall((text if cleaned else clean_text(text)).lower()))
 
 
 def idf_from(documents: Sequence[str]) -> Callable[[str], float]:
@@ -146,9 +148,9 @@ class ScopeIndex:
             return True
         return len(word) >= FUZZY_MIN_LENGTH and not self.near_spellings.isdisjoint(_deletions(word) | {word})
 
-    def is_example(self, text: str) -> bool:
-        """Whether `text` is one of the scope's example questions (see `example_key`)."""
-        return example_key(text) in self.examples
+    def is_example(self, clean: str) -> bool:
+        """Whether a cleaned question (`clean_text`) is one of the scope's example questions (`example_key`)."""
+        return bool(self.examples) and example_key(clean, cleaned=True) in self.examples
 
     def features(self, vecs: Vectors, texts: Sequence[str]) -> np.ndarray:
         """The classifier's feature rows (`FEATURES`) for questions (`vecs` embed the clean `texts`)."""
