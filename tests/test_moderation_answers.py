@@ -251,16 +251,19 @@ async def test_retract_posts_correction_and_stores_regression_prompt(tmp_path: P
         assert answer.id is not None
 
 
+async def _flagged_answer(h: Harness) -> int:
+    """The case of a flagged answer to "How much is tuition?"."""
+    _q, refs, _row = await _answer(h, "How much is tuition?", ["Tuition is $9."])
+    await h.runtime.service.on_reaction(h.platform, h.flag(refs[0], "bob"))
+    async with h.sessions() as session:
+        return (await session.execute(select(Case.id))).scalars().one() or 0
+
+
 async def test_warn_and_timeout_act_on_the_author_not_on_the_bot(tmp_path: Path, db_url: str) -> None:
     async with harness(tmp_path, db_url) as h:
         svc = h.runtime.service
-        _q, refs, _answer_row = await _answer(h, "How much is tuition?", ["Tuition is $9."])
-        await svc.on_reaction(h.platform, h.flag(refs[0], "bob"))
-        async with h.sessions() as session:
-            case_id = (await session.execute(select(Case.id))).scalars().one()
-        text = await svc.act(
-            platform=h.platform, actor=h.member("mod"), place=None, case_id=case_id or 0, action="warn"
-        )
+        case_id = await _flagged_answer(h)
+        text = await svc.act(platform=h.platform, actor=h.member("mod"), place=None, case_id=case_id, action="warn")
         assert "bot's own answer" in text
         assert not [r for r in h.platform.private if r.user_id == "scopebot"]
 
@@ -315,12 +318,8 @@ async def test_a_wrong_refusal_becomes_an_example_and_a_regression_that_expects_
 
 async def test_missed_is_only_for_refusals(tmp_path: Path, db_url: str) -> None:
     async with harness(tmp_path, db_url) as h:
-        svc = h.runtime.service
-        _q, refs, _row = await _answer(h, "How much is tuition?", ["Tuition is $9."])
-        await svc.on_reaction(h.platform, h.flag(refs[0], "bob"))
-        async with h.sessions() as session:
-            case_id = (await session.execute(select(Case.id))).scalars().one() or 0
-        text = await svc.act(
+        case_id = await _flagged_answer(h)
+        text = await h.runtime.service.act(
             platform=h.platform, actor=h.member("mod"), place=None, case_id=case_id, action="should-answer"
         )
         assert "was answered, not refused" in text
