@@ -81,7 +81,8 @@ class GateService:
         gate = self._gate
         if gate is None:
             raise GateNotStarted("the scope gate is not started; call GateService.start() first")
-        if self._scopes is not None and self._scopes.version != self._version:
+        if self._scopes is not None and self._scopes.version != self._version and not self._rebuilding.locked():
+            # The first question after a change waits for the rebuild; others meanwhile use the indexes in force.
             async with self._rebuilding:
                 version = self._scopes.version
                 if version != self._version:
