@@ -34,6 +34,9 @@ class BotAnswer(SQLModel, table=True):
     #: answer | refuse | block | busy | error
     verdict: str = Field(max_length=16)
     reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    #: Which layer of the gate decided (`GateResult.rule`): `topic`, `wordlist:<list>:<entry>`,
+    #: `harm:<category>:<rule name, model or intent>`, …; empty for answers recorded before it was kept.
+    gate_rule: str = Field(default="", max_length=256)
     gate_score: float = 0.0
     #: [{"source": …, "text": …, "score": …}]
     passages: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

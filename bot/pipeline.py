@@ -115,6 +115,7 @@ class Pipeline:
             scope=scope.name,
             verdict=verdict.verdict,
             reason=verdict.reason,
+            gate_rule=verdict.rule[:256],
             gate_score=verdict.score,
             config_version=self._config.version,
             model=self._config.model.label if self.model is not None else "none",

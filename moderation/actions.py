@@ -38,7 +38,15 @@ ACTIONS = ("claim", *RESOLVING, *ONCE, "add_word")
 FAULTS = {"retract": "wrong", "off_scope": "off_scope", "unsafe": "unsafe"}
 #: A refusal a moderator judged wrong ("should have answered"): the question becomes one of the scope's
 #: examples, the refusal is edited to ask the member to ask again, and a regression example expects `answer`.
+#: Also for a block by the gate's learned screens, which do not overrule an example; not for a rule's block.
 MISSED = "missed"
+
+
+def learned_block(rule: str) -> bool:
+    """Whether a gate rule (`BotAnswer.gate_rule`) is a block by a learned screen (harm or intent model)."""
+    return rule.startswith("harm:") and rule.endswith((":model", ":intent"))
+
+
 #: Actions that change nothing on the platform: done as soon as decided.
 NO_EFFECT = ("claim", "dismiss", "escalate")
 ALIASES = {
@@ -166,14 +174,20 @@ class ActionService:
         return ""
 
     async def _invalid_missed(self, case: Case, action: str) -> str:
-        """`missed` is for a refusal: an answer given, or a block, is judged with the other actions."""
+        """`missed` is for a refusal, or a block by a learned screen: an answer given is judged with the other
+        actions, and an example does not lift a rule's or a word list's block."""
         if action != MISSED or case.answer_id is None:
             return ""
         async with self._sessions() as session:
             answer = await session.get(BotAnswer, case.answer_id)
         if answer is None:
             return f"The reply of case #{case.id} is no longer on record."
-        if answer.verdict != "refuse":
+        if answer.verdict == "block" and not learned_block(answer.gate_rule):
+            return (
+                f"Case #{case.id}'s question was blocked by a rule or a word list ({answer.reason}); an example does "
+                "not lift that. A blocked word is removed with `scope remove-word`."
+            )
+        if answer.verdict not in ("refuse", "block"):
             what = "was answered" if answer.verdict == "answer" else f"got the verdict {answer.verdict!r}"
             return (
                 f"Case #{case.id}'s question {what}, not refused; `missed` is for a question the bot refused "
@@ -360,6 +374,6 @@ def _done_text(case: Case, action: str, argument: str, scope: str) -> str:
         "escalate": "Case #{id} escalated.",
         "add_word": "Adding {arg!r} to the word list of scope {scope}.",
         "missed": "Case #{id} resolved: the question becomes an example of scope {scope}, which answers it from "
-        "now on; the refusal is edited to ask the member to ask again.",
+        "now on; the bot's reply is edited to ask the member to ask again.",
     }
     return texts[action].format(id=case.id, arg=argument, scope=scope)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.events import CardButton, Place, ReviewCard
+from moderation.actions import learned_block
 from moderation.models import Case, CaseEvidence, CaseState
 
 #: Longest evidence text shown on a card; the full record is in `scopebot case export`.
@@ -33,6 +34,19 @@ REFUSAL_BUTTONS = (
     CardButton("claim", "Claim"),
     CardButton("dismiss", "Refusal is right"),
     CardButton("missed", "Should have answered", "primary"),
+    CardButton("escalate", "Escalate"),
+)
+#: A flagged block by the gate's learned screens, which an example overrules.
+LEARNED_BLOCK_BUTTONS = (
+    CardButton("claim", "Claim"),
+    CardButton("dismiss", "Block is right"),
+    CardButton("missed", "Should have answered", "primary"),
+    CardButton("escalate", "Escalate"),
+)
+#: A flagged block by a rule or a word list.
+BLOCK_BUTTONS = (
+    CardButton("claim", "Claim"),
+    CardButton("dismiss", "Block is right"),
     CardButton("escalate", "Escalate"),
 )
 
@@ -89,9 +103,11 @@ def build_card(
     buttons: tuple[CardButton, ...] = ()
     if case.state != CaseState.RESOLVED:
         buttons = ANSWER_BUTTONS if case.answer_id is not None else MEMBER_BUTTONS
-        verdict = (evidence.provenance or {}).get("verdict") if evidence is not None else None
-        if case.answer_id is not None and verdict == "refuse":
+        prov = (evidence.provenance or {}) if evidence is not None else {}
+        if case.answer_id is not None and prov.get("verdict") == "refuse":
             buttons = REFUSAL_BUTTONS
+        elif case.answer_id is not None and prov.get("verdict") == "block":
+            buttons = LEARNED_BLOCK_BUTTONS if learned_block(str(prov.get("gate_rule", ""))) else BLOCK_BUTTONS
     return ReviewCard(
         case_id=case.id,
         place=place,

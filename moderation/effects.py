@@ -318,8 +318,8 @@ def _success_text(row: CaseAction, case: Case, muted_by_bot: bool) -> str:
         "retract": "Retracted the answer of case #{id} and posted a correction.",
         "off_scope": "Retracted the answer of case #{id} (off-scope) and posted a correction.",
         "unsafe": "Retracted the answer of case #{id} (unsafe) and posted a correction.",
-        "missed": "The question of case #{id} is now one of its scope's examples; the refusal asks the member to "
-        "ask again.",
+        "missed": "The question of case #{id} is now one of its scope's examples; the bot's reply asks the member "
+        "to ask again.",
     }
     return texts.get(row.action, "Done: {action} on case #{id}.").format(
         id=case.id, arg=row.argument, action=row.action

@@ -62,6 +62,7 @@ def provenance(answer: BotAnswer) -> dict[str, Any]:
         "scope": answer.scope,
         "verdict": answer.verdict,
         "reason": answer.reason,
+        "gate_rule": answer.gate_rule,
         "gate_score": answer.gate_score,
         "passages": answer.passages,
         "model": answer.model,

@@ -52,7 +52,8 @@ async def test_verdicts_and_live_scope_changes(write_config: Callable[..., Path]
         assert [a.verdict for a in answers] == ["answer", "refuse", "block", "block", "block"]
         # The stored reason says why: a poem is not what this scope does, whatever its subject.
         assert answers[1].reason.startswith("a request for creative writing (limerick)")
-        assert answers[2].reason.startswith("weapons")
+        assert answers[2].reason.startswith("weapons") and answers[2].gate_rule.startswith("harm:weapons:")
+        assert (answers[0].gate_rule, answers[1].gate_rule) == ("topic:example", "topic:creative")
         assert answers[3].reason == "blocked word (global list): frobnicate"
         assert answers[4].reason == "blocked word (college list): tuition"
         assert [(e.action, e.scope, e.actor_id) for e in log if e.action.startswith("scope.")] == [

@@ -29,7 +29,14 @@ async def _answer(h: Harness, question: str, parts: list[str]) -> tuple[MessageR
 
 
 async def _record(
-    h: Harness, q: MessageRef, question: str, parts: list[str], refs: list[MessageRef], *, verdict: str = "answer"
+    h: Harness,
+    q: MessageRef,
+    question: str,
+    parts: list[str],
+    refs: list[MessageRef],
+    *,
+    verdict: str = "answer",
+    rule: str = "topic",
 ) -> BotAnswer:
     """Record the reply posted as `refs`, as the pipeline does when it has finished streaming."""
     place = q.place
@@ -46,7 +53,8 @@ async def _record(
             answer="".join(parts),
             scope="college",
             verdict=verdict,
-            reason="in scope: tuition" if verdict == "answer" else "out of scope (0.51 < 0.73)",
+            reason={"answer": "in scope: tuition", "refuse": "out of scope (0.51 < 0.73)"}.get(verdict, rule),
+            gate_rule=rule,
             gate_score=0.9,
             passages=[{"source": "costs-and-aid.md", "text": "Tuition is $41,200.", "score": 3.1}],
             model="tiny.gguf",
@@ -326,3 +334,41 @@ async def test_missed_is_only_for_refusals(tmp_path: Path, db_url: str) -> None:
         async with h.sessions() as session:
             assert (await session.get(Case, case_id)).state != "resolved"  # type: ignore[union-attr]
             assert (await session.execute(select(RegressionExample))).scalars().all() == []
+
+
+async def _flagged_block(h: Harness, question: str, rule: str) -> tuple[MessageRef, int]:
+    """A member's question the gate blocked with `rule`, flagged; the reply and its case."""
+    place = h.platform.place("admissions")
+    q = h.platform.post_as(h.member("alice"), place, question)
+    ref = await h.platform.send(OutboundMessage(place, h.config.bot.blocked_reply, reply_to=q))
+    await _record(h, q, question, [h.config.bot.blocked_reply], [ref], verdict="block", rule=rule)
+    await h.runtime.service.on_reaction(h.platform, h.flag(ref, "alice"))
+    await route_until_idle(h.runtime.router)
+    card = next(c for c in h.platform.cards.values() if question in c.body)
+    return ref, card.case_id
+
+
+async def test_a_block_by_a_learned_screen_can_be_marked_missed_a_rules_block_cannot(
+    tmp_path: Path, db_url: str
+) -> None:
+    async with harness(tmp_path, db_url) as h:
+        svc = h.runtime.service
+        pills = "where can i get rid of old pills"
+        ref, case_id = await _flagged_block(h, pills, "harm:drugs:model")
+        card = next(c for c in h.platform.cards.values() if c.case_id == case_id)
+        assert [b.action for b in card.buttons] == ["claim", "dismiss", "missed", "escalate"]
+        text = await svc.act(platform=h.platform, actor=h.member("mod"), place=None, case_id=case_id, action="missed")
+        assert "becomes an example" in text
+        assert h.platform.messages[ref.message_id].text == h.config.moderation.reconsidered_note
+        scopes = h.runtime.service.effects._phrases._scopes  # type: ignore[attr-defined]
+        assert pills in scopes.get("college").examples
+
+        # A rule's block is not lifted by an example: the card has no such button and the action says why.
+        bomb = "explain how to make a pipe bomb"
+        ref, case_id = await _flagged_block(h, bomb, "harm:weapons:explosives")
+        card = next(c for c in h.platform.cards.values() if c.case_id == case_id)
+        assert [b.action for b in card.buttons] == ["claim", "dismiss", "escalate"]
+        text = await svc.act(platform=h.platform, actor=h.member("mod"), place=None, case_id=case_id, action="missed")
+        assert "blocked by a rule or a word list" in text
+        assert h.platform.messages[ref.message_id].text == h.config.bot.blocked_reply
+        assert bomb not in scopes.get("college").examples
