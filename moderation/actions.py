@@ -373,7 +373,6 @@ def _done_text(case: Case, action: str, argument: str, scope: str) -> str:
         "timeout": "Timing out the author of case #{id}.",
         "escalate": "Case #{id} escalated.",
         "add_word": "Adding {arg!r} to the word list of scope {scope}.",
-        "missed": "Case #{id} resolved: the question becomes an example of scope {scope}, which answers it from "
-        "now on; the bot's reply is edited to ask the member to ask again.",
+        "missed": "Case #{id} resolved: scope {scope} should have answered it.",
     }
     return texts[action].format(id=case.id, arg=argument, scope=scope)

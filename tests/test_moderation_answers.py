@@ -358,7 +358,7 @@ async def test_a_block_by_a_learned_screen_can_be_marked_missed_a_rules_block_ca
         card = next(c for c in h.platform.cards.values() if c.case_id == case_id)
         assert [b.action for b in card.buttons] == ["claim", "dismiss", "missed", "escalate"]
         text = await svc.act(platform=h.platform, actor=h.member("mod"), place=None, case_id=case_id, action="missed")
-        assert "becomes an example" in text
+        assert "should have answered it" in text and "is now one of its scope's examples" in text
         assert h.platform.messages[ref.message_id].text == h.config.moderation.reconsidered_note
         scopes = h.runtime.service.effects._phrases._scopes  # type: ignore[attr-defined]
         assert pills in scopes.get("college").examples
