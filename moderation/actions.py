@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from bot.config import Config
 from bot.db import utcnow
 from bot.events import Actor, Place, Platform
+from bot.gate import learned_block
 from bot.models import BotAnswer
 from moderation.audit import audit
 from moderation.models import ActionStatus, Case, CaseAction, CaseState, RegressionExample
@@ -40,11 +41,6 @@ FAULTS = {"retract": "wrong", "off_scope": "off_scope", "unsafe": "unsafe"}
 #: examples, the refusal is edited to ask the member to ask again, and a regression example expects `answer`.
 #: Also for a block by the gate's learned screens, which do not overrule an example; not for a rule's block.
 MISSED = "missed"
-
-
-def learned_block(rule: str) -> bool:
-    """Whether a gate rule (`BotAnswer.gate_rule`) is a block by a learned screen (harm or intent model)."""
-    return rule.startswith("harm:") and rule.endswith((":model", ":intent"))
 
 
 #: Actions that change nothing on the platform: done as soon as decided.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.events import CardButton, Place, ReviewCard
-from moderation.actions import learned_block
+from bot.gate import learned_block
 from moderation.models import Case, CaseEvidence, CaseState
 
 #: Longest evidence text shown on a card; the full record is in `scopebot case export`.

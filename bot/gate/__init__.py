@@ -25,6 +25,12 @@ class GateResult:
     nearest: str = ""
 
 
+def learned_block(rule: str) -> bool:
+    """Whether a `GateResult.rule` is a block by a learned screen (`harm:<category>:model` or `…:intent`), which a
+    scope's example question overrules; the hand-written rules and the word lists it does not."""
+    return rule.startswith("harm:") and rule.endswith((":model", ":intent"))
+
+
 class Gate(Protocol):
     """Screens prompts (before the model) and answers (before they are sent)."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -64,20 +65,23 @@ def _fold(word: str) -> str:
     return " ".join(word.lower().split())
 
 
+def _merged(base: list[str], added: list[str], removed: list[str], *, key: Callable[[str], str]) -> list[str]:
+    """`base` without the `removed` entries, then the `added` ones it does not hold (compared by `key`)."""
+    gone = {key(r) for r in removed}
+    kept = [b for b in base if key(b) not in gone]
+    held = {key(k) for k in kept}
+    return kept + [a for a in added if key(a) not in held]
+
+
 def apply_overlay(scope: ScopeConfig, overlay: ScopeOverlay | None) -> ScopeConfig:
     """The scope in force: the file's scope with the overlay's differences applied."""
     if overlay is None:
         return scope
-    removed = {_fold(w) for w in overlay.removed_words}
-    words = [w for w in scope.blocked_words if _fold(w) not in removed]
-    words += [w for w in overlay.added_words if _fold(w) not in {_fold(x) for x in words}]
-    gone = {c.lower() for c in overlay.removed_channels}
-    channels = [c for c in scope.channels if c.lower() not in gone]
-    channels += [c for c in overlay.added_channels if c.lower() not in {x.lower() for x in channels}]
-    gone_examples = {_fold(e) for e in overlay.removed_examples}
-    examples = [e for e in scope.examples if _fold(e) not in gone_examples]
-    examples += [e for e in overlay.added_examples if _fold(e) not in {_fold(x) for x in examples}]
-    update: dict[str, Any] = {"blocked_words": words, "channels": channels, "examples": examples}
+    update: dict[str, Any] = {
+        "blocked_words": _merged(scope.blocked_words, overlay.added_words, overlay.removed_words, key=_fold),
+        "channels": _merged(scope.channels, overlay.added_channels, overlay.removed_channels, key=str.lower),
+        "examples": _merged(scope.examples, overlay.added_examples, overlay.removed_examples, key=_fold),
+    }
     if overlay.strictness is not None:
         update["strictness"] = overlay.strictness
     return scope.model_copy(update=update)
@@ -155,7 +159,8 @@ class ScopeAdmin:
             )
             if s.aliases:
                 line += f"; also called: {', '.join(s.aliases)}"
-            added = [e for e in s.examples if _fold(e) not in {_fold(f) for f in self._file[s.name].examples}]
+            in_file = {_fold(f) for f in self._file[s.name].examples}
+            added = [e for e in s.examples if _fold(e) not in in_file]
             line += f"; {len(s.examples)} example(s)"
             if added:
                 shown = "; ".join(repr(e) for e in added[-SHOW_EXAMPLES:])
@@ -218,8 +223,7 @@ class ScopeAdmin:
             if len(example) > MAX_EXAMPLE_CHARS:
                 raise ScopeChangeError(f"an example may have at most {MAX_EXAMPLE_CHARS} characters")
             adding = operation == "add-example"
-            known = {_fold(e) for e in current.examples}
-            if not adding and _fold(example) not in known:
+            if not adding and not self.has_example(current.name, example):
                 raise ScopeChangeError(f"scope {current.name} has no example {example!r}")
             row.added_examples, row.removed_examples = _toggle(
                 row.added_examples, row.removed_examples, [example], adding=adding
