@@ -1,7 +1,8 @@
 """Build the gate's evaluation datasets, deterministically.
 
 - heldout.jsonl from base.tsv: other-scope negatives and obfuscated variants added;
-- unseen.jsonl to unseen7.jsonl from their .tsv files (six more scopes each, see the .toml files);
+- unseen.jsonl to unseen9.jsonl from their .tsv files (six more scopes each, see the .toml files);
+- insubject5.jsonl and insubject6.jsonl from their .tsv files, as written (the unseen8 and unseen9 scopes);
 - devset.jsonl from ../devset/: each in-scope question for its own scope (answer) and, unless it is a
   question any organisation gets (`DEVSET_GENERIC`), for the other one (refuse); each off-topic question for
   both scopes (refuse); and the issue's acceptance lines.
@@ -173,6 +174,19 @@ def unseen(name: str = "unseen") -> None:
     print(f"wrote {len(rows)} lines to {HERE / f'{name}.jsonl'}")
 
 
+def as_written(name: str) -> None:
+    """<name>.jsonl: <name>.tsv as is (harmful requests and safety questions about a scope's own subject)."""
+    lines = [line.split("\t") for line in (HERE / f"{name}.tsv").read_text(encoding="utf-8").splitlines()]
+    rows = [
+        {"scope": scope, "text": text, "expected": expected, "kind": kind}
+        for scope, expected, kind, text in (parts for parts in lines if len(parts) == 4 and not parts[0].startswith("#"))
+    ]
+    with (HERE / f"{name}.jsonl").open("w", encoding="utf-8") as out:
+        for i, row in enumerate(rows, start=1):
+            out.write(json.dumps({"id": f"{name}-{i}", **row}, ensure_ascii=False) + "\n")
+    print(f"wrote {len(rows)} lines to {HERE / f'{name}.jsonl'}")
+
+
 if __name__ == "__main__":
     main()
     devset()
@@ -184,3 +198,7 @@ if __name__ == "__main__":
     unseen("unseen5")
     unseen("unseen6")
     unseen("unseen7")
+    unseen("unseen8")
+    unseen("unseen9")
+    as_written("insubject5")
+    as_written("insubject6")
