@@ -179,7 +179,9 @@ def as_written(name: str) -> None:
     lines = [line.split("\t") for line in (HERE / f"{name}.tsv").read_text(encoding="utf-8").splitlines()]
     rows = [
         {"scope": scope, "text": text, "expected": expected, "kind": kind}
-        for scope, expected, kind, text in (parts for parts in lines if len(parts) == 4 and not parts[0].startswith("#"))
+        for scope, expected, kind, text in (
+            parts for parts in lines if len(parts) == 4 and not parts[0].startswith("#")
+        )
     ]
     with (HERE / f"{name}.jsonl").open("w", encoding="utf-8") as out:
         for i, row in enumerate(rows, start=1):
