@@ -71,6 +71,31 @@ async def test_verdicts_and_live_scope_changes(write_config: Callable[..., Path]
         await again.stop()
 
 
+async def test_an_alias_added_from_chat_applies_at_once(write_config: Callable[..., Path], db_url: str) -> None:
+    # People call the college's library "the Kessler Library", a name its knowledge never uses: taken for
+    # another place until a moderator adds the alias; the running gate rebuilds its indexes, no restart.
+    config = load_config(write_config(db_url=db_url))
+    mem = MemoryPlatform(moderators={"mod"})
+    app = build_app(config, platforms=[mem])
+    await app.start()
+    try:
+        question = "When does the Kessler Library open?"
+        assert await _ask(mem, question) == config.scope("college").refusal
+        await mem.emit(
+            CommandInvoked(mem.actor("mod"), mem.place("general"), "scope add-alias college Kessler Library")
+        )
+        assert "added alias 'Kessler Library'" in mem.private[-1].text
+        assert await _ask(mem, question) != config.scope("college").refusal
+        async with app.sessions() as session:
+            answers = list((await session.execute(select(BotAnswer).order_by(BotAnswer.id))).scalars())  # type: ignore[arg-type]
+        assert [(a.verdict, a.gate_rule) for a in answers] == [
+            ("refuse", "topic:other-place"),
+            ("answer", "topic:service"),
+        ]
+    finally:
+        await app.stop()
+
+
 async def test_a_moderator_teaches_the_scope_a_question_it_refused(tmp_path: Path, db_url: str) -> None:
     """The loop from a member's flag on a wrong refusal to the question being answered, in this bot and others."""
     config = load_config(write_mod_config(tmp_path, db_url, interval=0.2))

@@ -127,6 +127,23 @@ def test_an_example_added_from_the_cli_is_answered_by_check(devset: Path, capsys
     assert _lines(capsys.readouterr().out)[0]["verdict"] == "refuse"
 
 
+def test_an_alias_added_from_the_cli_reaches_check(devset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--config", str(devset)]
+    question = "When does the Smith Memorial Library close?"
+    assert main(["check", *args, "--scope", "citylibrary", question]) == 0
+    assert _lines(capsys.readouterr().out)[0]["verdict"] == "refuse"
+    assert main(["scope", "add-alias", *args, "citylibrary", "Smith", "Memorial"]) == 0
+    assert "added alias 'Smith Memorial'" in capsys.readouterr().out
+    assert main(["check", *args, "--scope", "citylibrary", question]) == 0
+    assert _lines(capsys.readouterr().out)[0]["verdict"] == "answer"
+    assert main(["scope", "remove-alias", *args, "citylibrary", "smith memorial"]) == 0
+    capsys.readouterr()
+    assert main(["scope", "remove-alias", *args, "citylibrary", "smith memorial"]) == 2
+    assert "has no alias 'smith memorial'" in capsys.readouterr().err
+    assert main(["check", *args, "--scope", "citylibrary", question]) == 0
+    assert _lines(capsys.readouterr().out)[0]["verdict"] == "refuse"
+
+
 def test_aliases_are_used_by_check_and_shown(devset: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = devset.read_text(encoding="utf-8")
     marker = 'refusal = "I can only answer questions about the Riverside City Library."'

@@ -193,6 +193,41 @@ async def test_examples_are_added_and_removed_at_run_time(write_config: Callable
         assert "'Question 10?'" in shown and "'Question 0?'" not in shown and "(and 2 earlier)" in shown
 
 
+async def test_aliases_are_added_and_removed_at_run_time(write_config: Callable[..., Path], db_url: str) -> None:
+    config = load_config(write_config(db_url=db_url))
+    async with _database(config) as sessions:
+        registry = ScopeRegistry(config)
+        admin = ScopeAdmin(config=config, registry=registry, sessions=sessions)
+        version = registry.version
+        # Chat splits the name into words; the alias is the whole name again.
+        note = await admin.change(
+            actor=OPERATOR, operation="add-alias", scope="college", args=["the", "Kessler  Library"]
+        )
+        assert note.startswith("added alias 'the Kessler Library'") and "also called: the Kessler Library" in note
+        assert registry.get("college").aliases == ["the Kessler Library"]
+        assert registry.version == version + 1
+        # The same name in other case and spacing is not a second alias.
+        await admin.change(actor=OPERATOR, operation="add-alias", scope="college", args=["THE KESSLER library"])
+        await admin.change(actor=OPERATOR, operation="add-alias", scope="college", args=["NGC"])
+        assert registry.get("college").aliases == ["the Kessler Library", "NGC"]
+
+        with pytest.raises(ScopeChangeError, match="has no alias"):
+            await admin.change(actor=OPERATOR, operation="remove-alias", scope="college", args=["Hilltop"])
+        with pytest.raises(ScopeChangeError, match="needs letters or digits"):
+            await admin.change(actor=OPERATOR, operation="add-alias", scope="college", args=["🙂", "!"])
+        with pytest.raises(ScopeChangeError, match="at most 100"):
+            await admin.change(actor=OPERATOR, operation="add-alias", scope="college", args=["x" * 101])
+        await admin.change(actor=OPERATOR, operation="remove-alias", scope="college", args=["ngc"])
+
+        # A restarted process loads what holds now.
+        fresh = ScopeRegistry(config)
+        await ScopeAdmin(config=config, registry=fresh, sessions=sessions).load()
+        assert fresh.get("college").aliases == ["the Kessler Library"]
+        async with sessions() as session:
+            log = [e.action for e in await entries(session)]
+        assert log == ["scope.add_alias", "scope.add_alias", "scope.add_alias", "scope.remove_alias"]
+
+
 async def test_a_change_made_by_another_process_applies_here(write_config: Callable[..., Path], db_url: str) -> None:
     config = load_config(write_config(db_url=db_url))
     async with _database(config) as sessions:

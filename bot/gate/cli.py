@@ -56,6 +56,8 @@ def add_commands(sub: Any) -> None:
         ("remove-word", "unblock words or phrases in a scope", "WORD"),
         ("add-example", "add a question the scope answers (it is answered, and the classifier learns)", "QUESTION"),
         ("remove-example", "remove one of the scope's example questions", "QUESTION"),
+        ("add-alias", "add another name people use for the organisation (questions naming it are in scope)", "ALIAS"),
+        ("remove-alias", "remove one of the scope's other names", "ALIAS"),
         ("bind", "bind a channel (platform:channel) to a scope", "CHANNEL"),
         ("unbind", "unbind a channel from a scope", "CHANNEL"),
     ):
@@ -186,7 +188,7 @@ async def cmd_eval(args: argparse.Namespace) -> int:
 
 
 async def cmd_scope(args: argparse.Namespace) -> int:
-    """`scopebot scope show|set|add-word|remove-word|add-example|remove-example|bind|unbind`."""
+    """`scopebot scope show|set|add-word|remove-word|add-example|remove-example|add-alias|remove-alias|bind|unbind`."""
     from bot import db
     from bot.gate.overlay import ScopeAdmin, ScopeChangeError
     from bot.scopes import ScopeRegistry

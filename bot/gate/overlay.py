@@ -1,9 +1,11 @@
-"""Run-time scope changes: word lists, examples, strictness and channel bindings, kept in the database over
-the file.
+"""Run-time scope changes: word lists, examples, aliases, strictness and channel bindings, kept in the
+database over the file.
 
-The file stays the operator's source; the overlay records only differences (words, examples and channels
-added or removed, a strictness set), so later edits to the file still show through. An example is a question
-the scope answers: the question itself is answered, and the topic classifier takes it as a positive. Every
+The file stays the operator's source; the overlay records only differences (words, examples, aliases and
+channels added or removed, a strictness set), so later edits to the file still show through. An example is a
+question the scope answers: the question itself is answered, and the topic classifier takes it as a positive.
+An alias is another name people use for the organisation ("HVM", "the Smith Memorial"): a question naming it
+is about this scope, not about another place. Every
 change is audited and put in force at once through `ScopeRegistry.replace`; other bot processes on the same
 database apply it at their next `ScopeAdmin.watch` read.
 """
@@ -28,14 +30,18 @@ from moderation.audit import audit
 
 log = logging.getLogger(__name__)
 
-OPERATIONS = ("set", "add-word", "remove-word", "add-example", "remove-example", "bind", "unbind")
+OPERATIONS = (
+    "set", "add-word", "remove-word", "add-example", "remove-example", "add-alias", "remove-alias", "bind", "unbind"
+)  # fmt: skip
 USAGE = (
     "scope show [NAME] | scope set NAME strictness 0..1 | scope add-word NAME WORD… | "
     "scope remove-word NAME WORD… | scope add-example NAME QUESTION | scope remove-example NAME QUESTION | "
-    "scope bind NAME CHANNEL | scope unbind NAME CHANNEL"
+    "scope add-alias NAME ALIAS | scope remove-alias NAME ALIAS | scope bind NAME CHANNEL | scope unbind NAME CHANNEL"
 )
 #: Longest example question an operator may add (a chat question, not a document).
 MAX_EXAMPLE_CHARS = 500
+#: Longest alias (a name, not a sentence).
+MAX_ALIAS_CHARS = 100
 #: Run-time examples `scope show` lists, newest last (a chat reply stays readable).
 SHOW_EXAMPLES = 10
 
@@ -54,6 +60,8 @@ class ScopeOverlay(SQLModel, table=True):
     removed_words: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     added_examples: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     removed_examples: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    added_aliases: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    removed_aliases: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     added_channels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     removed_channels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     strictness: float | None = None
@@ -81,6 +89,7 @@ def apply_overlay(scope: ScopeConfig, overlay: ScopeOverlay | None) -> ScopeConf
         "blocked_words": _merged(scope.blocked_words, overlay.added_words, overlay.removed_words, key=_fold),
         "channels": _merged(scope.channels, overlay.added_channels, overlay.removed_channels, key=str.lower),
         "examples": _merged(scope.examples, overlay.added_examples, overlay.removed_examples, key=_fold),
+        "aliases": _merged(scope.aliases, overlay.added_aliases, overlay.removed_aliases, key=_fold),
     }
     if overlay.strictness is not None:
         update["strictness"] = overlay.strictness
@@ -174,6 +183,11 @@ class ScopeAdmin:
         key = _fold(question)
         return any(_fold(e) == key for e in self._scope(name).examples)
 
+    def has_alias(self, name: str, alias: str) -> bool:
+        """Whether scope `name` already lists `alias` among its other names (any case or spacing)."""
+        key = _fold(alias)
+        return any(_fold(a) == key for a in self._scope(name).aliases)
+
     def _scope(self, name: str) -> ScopeConfig:
         try:
             return self._registry.get(name)
@@ -229,6 +243,19 @@ class ScopeAdmin:
                 row.added_examples, row.removed_examples, [example], adding=adding
             )
             return f"{'added' if adding else 'removed'} example {example!r}"
+        if operation in ("add-alias", "remove-alias"):
+            alias = " ".join(" ".join(args).split())
+            if not any(c.isalnum() for c in alias):
+                raise ScopeChangeError("an alias is a name people use for the organisation; it needs letters or digits")
+            if len(alias) > MAX_ALIAS_CHARS:
+                raise ScopeChangeError(f"an alias may have at most {MAX_ALIAS_CHARS} characters")
+            adding = operation == "add-alias"
+            if not adding and not self.has_alias(current.name, alias):
+                raise ScopeChangeError(f"scope {current.name} has no alias {alias!r}")
+            row.added_aliases, row.removed_aliases = _toggle(
+                row.added_aliases, row.removed_aliases, [alias], adding=adding
+            )
+            return f"{'added' if adding else 'removed'} alias {alias!r}"
         channel = args[0]
         if operation == "bind":
             owner = next(

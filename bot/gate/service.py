@@ -129,6 +129,6 @@ def register_scope_command(commands: CommandRouter, admin: ScopeAdmin) -> None:
 
     usage = (
         "scope show [NAME] | set NAME strictness 0..1 | add-word|remove-word NAME WORD… | "
-        "add-example|remove-example NAME QUESTION | bind|unbind NAME CHANNEL|here"
+        "add-example|remove-example NAME QUESTION | add-alias|remove-alias NAME ALIAS | bind|unbind NAME CHANNEL|here"
     )
     commands.register(Subcommand(name="scope", usage=usage, handler=handle, moderators_only=True))
