@@ -462,6 +462,16 @@ async def test_harmful_intent_without_a_harmful_word_is_blocked(embedder: Embedd
         clinic, "My dog ate some sugar-free gum, is xylitol dangerous, should I bring her in?"
     )
     assert worried.verdict == "answer"
+    # A batch (`scopebot check`) scores the intent of all its questions in one matrix product: same verdicts.
+    batch = gate.check(
+        clinic, [*harmful, "My dog ate some sugar-free gum, is xylitol dangerous, should I bring her in?"]
+    )
+    assert [(r.verdict, r.rule.endswith(":intent")) for r in batch] == [
+        ("block", True),
+        ("block", True),
+        ("answer", False),
+    ]
+    assert [r.reason for r in batch[:2]] == [(await gate.screen_prompt(clinic, q)).reason for q in harmful]
     # Without the intent screen (a weights file from before it), the first request was answered.
     without = ScopeGate(
         embedder=embedder,

@@ -244,8 +244,10 @@ class ScopeGate:
         *,
         answer: bool,
         vouched: int = 0,
+        intent_score: float | None = None,
     ) -> GateResult | None:
-        """Block on the harm/jailbreak classifier; the first `vouched` views are an operator's example."""
+        """Block on the harm/jailbreak classifier; the first `vouched` views are an operator's example.
+        `intent_score`: the intent screen's score of the first view, when the caller computed it already."""
         harm = self._models.harm
         proba = harm.probabilities(vecs)
         # A view that is plainly about the scope (it is close to one of the scope's texts or restates its
@@ -292,7 +294,7 @@ class ScopeGate:
             # A harmful request asked as a plain question about the scope's own business has no harmful word for
             # the screen above; the intent screen was fitted on such requests against customers' questions.
             n = min(INTENT_VIEWS, len(vecs))
-            s_intent = intent.scores(vecs[:n])
+            s_intent = np.array([intent_score]) if intent_score is not None and n == 1 else intent.scores(vecs[:n])
             s_intent[trusted[:n]] = -np.inf
             i = int(s_intent.argmax())
             if s_intent[i] >= intent.threshold:
@@ -306,8 +308,11 @@ class ScopeGate:
                 )  # fmt: skip
         return None
 
-    def decide(self, scope: ScopeConfig, prepared: _Prepared, vecs: Vectors) -> GateResult:
-        """The verdict on a prepared question, given the vectors of `prepared.texts`."""
+    def decide(
+        self, scope: ScopeConfig, prepared: _Prepared, vecs: Vectors, *, intent_score: float | None = None
+    ) -> GateResult:
+        """The verdict on a prepared question, given the vectors of `prepared.texts` (and, from a batch, the
+        intent screen's score of its first view)."""
         norm = prepared.norm
         if not norm.folded:
             return GateResult("refuse", scope.name, "no question to answer", 0.0, rule="topic")
@@ -329,7 +334,9 @@ class ScopeGate:
         listed = index.is_example(norm.clean)
         if asked is None or asked.rule != "topic:service" or prepared.history is not None:
             vouched = len(prepared.texts) - (prepared.history is not None) if listed else 0
-            blocked = self._block_by_model(scope, vecs, prepared.texts, answer=False, vouched=vouched)
+            blocked = self._block_by_model(
+                scope, vecs, prepared.texts, answer=False, vouched=vouched, intent_score=intent_score
+            )
             if blocked is not None:
                 return blocked
         if listed:
@@ -364,12 +371,14 @@ class ScopeGate:
         prepared = [self.prepare(t) for t in texts]
         flat = [t for p in prepared for t in p.texts]
         vecs = self._embed.encode(flat, batch_size=128) if flat else np.zeros((0, DIM), np.float32)
-        out = []
-        start = 0
-        for p in prepared:
-            out.append(self.decide(scope, p, vecs[start : start + len(p.texts)]))
-            start += len(p.texts)
-        return out
+        starts = np.cumsum([0, *(len(p.texts) for p in prepared)])
+        intent = self._models.intent
+        firsts = [int(i) for i, p in zip(starts, prepared, strict=False) if p.texts]
+        scores = dict(zip(firsts, intent.batch_scores(vecs[firsts]), strict=True)) if intent and firsts else {}
+        return [
+            self.decide(scope, p, vecs[start : start + len(p.texts)], intent_score=scores.get(int(start)))
+            for start, p in zip(starts, prepared, strict=False)
+        ]
 
     async def screen_prompt(self, scope: ScopeConfig, text: str, *, history: Sequence[str] = ()) -> GateResult:
         """Decide on a question; `history` holds the same person's recent turns in the thread, oldest first."""

@@ -103,6 +103,16 @@ class IntentModel:
         """The SVM's decision value per vector: above 0 leans harmful; compare with `threshold`."""
         return np.asarray(self._kernel(vecs) @ self.dual + self.intercept)
 
+    def batch_scores(self, vecs: Vectors, chunk: int = 256) -> np.ndarray:
+        """`scores` of many vectors, through BLAS: a batch (`ScopeGate.check`) pays one matrix product instead
+        of a loop per question, and nothing waits on the cores meanwhile."""
+        out = np.empty(len(vecs), dtype=np.float64)
+        for start in range(0, len(vecs), chunk):
+            part = vecs[start : start + chunk]
+            distances = (part * part).sum(axis=1)[:, None] + self.support_norms[None, :] - 2.0 * (part @ self.support.T)
+            out[start : start + chunk] = np.exp(-self.gamma * np.maximum(distances, 0.0)) @ self.dual + self.intercept
+        return out
+
     def category(self, vec: Vectors) -> str | None:
         """The category of the harmful training request that weighs most in the score of `vec`, if known."""
         if not self.categories or len(self.support_category) != len(self.support):
