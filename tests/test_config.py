@@ -73,6 +73,10 @@ def test_aliases_are_trimmed_and_blank_ones_dropped(tmp_path: Path) -> None:
             lambda t: t.replace("router_interval_seconds = 1", "router_interval_seconds = -1"),
             r"moderation.router_interval_seconds: Input should be greater than 0",
         ),
+        (
+            lambda t: t + "\n[gate]\nscope_reload_seconds = 0\n",
+            r"scopebot.toml:\d+: gate.scope_reload_seconds: Input should be greater than 0",
+        ),
         (lambda t: t.replace("[bot]", "[bot\n"), r"scopebot.toml: not valid TOML: .*line 2"),
     ],
 )

@@ -11,7 +11,9 @@ from sqlmodel import col, select
 from bot.app import build_app
 from bot.config import load_config
 from bot.events import Actor, CardAction, CommandInvoked, InboundMessage, MessageRef, ReactionAdded
+from bot.gate.overlay import ScopeAdmin
 from bot.models import BotAnswer
+from bot.scopes import ScopeRegistry
 from moderation.audit import entries
 from moderation.regressions import replay_regressions
 from tests.cli_support import run_scopebot
@@ -92,6 +94,24 @@ async def test_an_alias_added_from_chat_applies_at_once(write_config: Callable[.
             ("refuse", "topic:other-place"),
             ("answer", "topic:service"),
         ]
+    finally:
+        await app.stop()
+
+
+async def test_a_change_made_elsewhere_reaches_the_running_bot(write_config: Callable[..., Path], db_url: str) -> None:
+    # Another bot process (here: the CLI's ScopeAdmin on the same database) blocks a word; the running bot
+    # re-reads the overlay every `[gate] scope_reload_seconds` and screens the next question with it.
+    config = load_config(write_config(db_url=db_url, extra="[gate]\nscope_reload_seconds = 0.2\n"))
+    assert config.gate.scope_reload_seconds == 0.2
+    mem = MemoryPlatform()
+    app = build_app(config, platforms=[mem])
+    await app.start()
+    try:
+        assert "$42,300" in await _ask(mem, "How much is tuition?")
+        other = ScopeAdmin(config=config, registry=ScopeRegistry(config), sessions=app.sessions)
+        await other.change(actor=Actor("cli", "ops"), operation="add-word", scope="college", args=["tuition"])
+        await until(lambda: "tuition" in app.scopes.get("college").blocked_words, what="the re-read", within=10)
+        assert await _ask(mem, "How much is tuition?") == config.bot.blocked_reply
     finally:
         await app.stop()
 
