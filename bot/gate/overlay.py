@@ -42,6 +42,16 @@ USAGE = (
 MAX_EXAMPLE_CHARS = 500
 #: Longest alias (a name, not a sentence).
 MAX_ALIAS_CHARS = 100
+#: Scope lists edited one whole phrase at a time, by the noun of their commands (`add-example`, `remove-alias`):
+#: the field, what a phrase needs, and its longest length.
+_PHRASES = {
+    "example": ("examples", "an example is a question the scope answers; it needs words", MAX_EXAMPLE_CHARS),
+    "alias": (
+        "aliases",
+        "an alias is a name people use for the organisation; it needs letters or digits",
+        MAX_ALIAS_CHARS,
+    ),
+}
 #: Run-time examples `scope show` lists, newest last (a chat reply stays readable).
 SHOW_EXAMPLES = 10
 
@@ -180,13 +190,11 @@ class ScopeAdmin:
 
     def has_example(self, name: str, question: str) -> bool:
         """Whether scope `name` already lists `question` among its examples (any case or spacing)."""
-        key = _fold(question)
-        return any(_fold(e) == key for e in self._scope(name).examples)
+        return self._holds(name, "examples", question)
 
-    def has_alias(self, name: str, alias: str) -> bool:
-        """Whether scope `name` already lists `alias` among its other names (any case or spacing)."""
-        key = _fold(alias)
-        return any(_fold(a) == key for a in self._scope(name).aliases)
+    def _holds(self, name: str, field_name: str, phrase: str) -> bool:
+        key = _fold(phrase)
+        return any(_fold(e) == key for e in getattr(self._scope(name), field_name))
 
     def _scope(self, name: str) -> ScopeConfig:
         try:
@@ -230,32 +238,24 @@ class ScopeAdmin:
             adding = operation == "add-word"
             row.added_words, row.removed_words = _toggle(row.added_words, row.removed_words, words, adding=adding)
             return f"{'added' if adding else 'removed'} blocked word(s): {', '.join(words)}"
-        if operation in ("add-example", "remove-example"):
-            example = " ".join(" ".join(args).split())
-            if not any(c.isalnum() for c in example):
-                raise ScopeChangeError("an example is a question the scope answers; it needs words")
-            if len(example) > MAX_EXAMPLE_CHARS:
-                raise ScopeChangeError(f"an example may have at most {MAX_EXAMPLE_CHARS} characters")
-            adding = operation == "add-example"
-            if not adding and not self.has_example(current.name, example):
-                raise ScopeChangeError(f"scope {current.name} has no example {example!r}")
-            row.added_examples, row.removed_examples = _toggle(
-                row.added_examples, row.removed_examples, [example], adding=adding
+        verb, _, noun = operation.partition("-")
+        if noun in _PHRASES:
+            # One whole phrase (chat splits it into words): an example question or an alias.
+            field_name, needs, limit = _PHRASES[noun]
+            phrase = " ".join(" ".join(args).split())
+            if not any(c.isalnum() for c in phrase):
+                raise ScopeChangeError(needs)
+            if len(phrase) > limit:
+                raise ScopeChangeError(f"an {noun} may have at most {limit} characters")
+            adding = verb == "add"
+            if not adding and not self._holds(current.name, field_name, phrase):
+                raise ScopeChangeError(f"scope {current.name} has no {noun} {phrase!r}")
+            added, removed = _toggle(
+                getattr(row, f"added_{field_name}"), getattr(row, f"removed_{field_name}"), [phrase], adding=adding
             )
-            return f"{'added' if adding else 'removed'} example {example!r}"
-        if operation in ("add-alias", "remove-alias"):
-            alias = " ".join(" ".join(args).split())
-            if not any(c.isalnum() for c in alias):
-                raise ScopeChangeError("an alias is a name people use for the organisation; it needs letters or digits")
-            if len(alias) > MAX_ALIAS_CHARS:
-                raise ScopeChangeError(f"an alias may have at most {MAX_ALIAS_CHARS} characters")
-            adding = operation == "add-alias"
-            if not adding and not self.has_alias(current.name, alias):
-                raise ScopeChangeError(f"scope {current.name} has no alias {alias!r}")
-            row.added_aliases, row.removed_aliases = _toggle(
-                row.added_aliases, row.removed_aliases, [alias], adding=adding
-            )
-            return f"{'added' if adding else 'removed'} alias {alias!r}"
+            setattr(row, f"added_{field_name}", added)
+            setattr(row, f"removed_{field_name}", removed)
+            return f"{'added' if adding else 'removed'} {noun} {phrase!r}"
         channel = args[0]
         if operation == "bind":
             owner = next(
