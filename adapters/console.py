@@ -17,6 +17,7 @@ from typing import TextIO
 from adapters.console_edge import (
     HELP,
     PLATFORM,
+    WORKSPACE,
     Help,
     Post,
     Problem,
@@ -179,12 +180,18 @@ class ConsoleAdapter:
             self._print(self._format(n, line, message.reply_to))
         return line.ref
 
+    def _line(self, ref: MessageRef) -> _Line | None:
+        """This run's message `ref` (a message of an earlier run, whatever its number, is not one of them)."""
+        if ref.place.workspace != WORKSPACE or not ref.message_id.isdigit():
+            return None
+        return self._lines.get(int(ref.message_id))
+
     async def edit(self, ref: MessageRef, text: str) -> None:
         """Show the new text: appended in place while streaming, otherwise as an edited line."""
-        n = int(ref.message_id)
-        line = self._lines.get(n)
+        line = self._line(ref)
         if line is None or line.deleted:
-            raise PlatformError(f"message [{n}] does not exist", retryable=False, status=404)
+            raise PlatformError(f"message [{ref.message_id}] does not exist", retryable=False, status=404)
+        n = int(ref.message_id)
         line.text = text
         if self._streaming is not None and self._streaming[0] == n:
             shown, new = self._streaming[1], text.removesuffix(" …")
@@ -197,19 +204,17 @@ class ConsoleAdapter:
 
     async def delete(self, ref: MessageRef) -> None:
         """Mark a message deleted."""
-        n = int(ref.message_id)
-        line = self._lines.get(n)
+        line = self._line(ref)
         if line is None or line.deleted:
-            raise PlatformError(f"message [{n}] does not exist", retryable=False, status=404)
+            raise PlatformError(f"message [{ref.message_id}] does not exist", retryable=False, status=404)
+        n = int(ref.message_id)
         line.deleted = True
         self._end_stream()
         self._print(f"[{n}] (deleted)")
 
     async def fetch_message(self, ref: MessageRef) -> FetchedMessage | None:
         """A printed message, unless deleted."""
-        if not ref.message_id.isdigit():
-            return None
-        line = self._lines.get(int(ref.message_id))
+        line = self._line(ref)
         if line is None or line.deleted:
             return None
         return FetchedMessage(
@@ -223,7 +228,7 @@ class ConsoleAdapter:
     async def post_review_card(self, card: ReviewCard, *, existing: MessageRef | None = None) -> MessageRef:
         """Print a review card (again, when updated) with the commands for its buttons."""
         text = render_card(card)
-        if existing is not None and existing.message_id.isdigit() and int(existing.message_id) in self._lines:
+        if existing is not None and self._line(existing) is not None:
             await self.edit(existing, text)
             return existing
         return await self.send(OutboundMessage(card.place, text))

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from dataclasses import dataclass
 
 from bot.events import FLAG, Actor, CardAction, CommandInvoked, InboundMessage, MessageRef, Place, ReactionAdded
 from bot.sanitize import MAX_CASE_ID
 
 PLATFORM = "console"
-WORKSPACE = "local"
+#: The console's workspace, one per run. Message numbers start at 1 again every run, and the records an earlier
+#: run left in the same database (answers, cases) are keyed by workspace and number: without it, the second
+#: run's first answer collided with the first run's ("UNIQUE constraint failed: bot_answer_part.message_key").
+WORKSPACE = f"local-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 DIRECT = "dm"
 
 HELP = """\

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from adapters.console import ConsoleAdapter
-from adapters.console_edge import Post, Problem, Session, parse_line
+from adapters.console_edge import WORKSPACE, Post, Problem, Session, parse_line
 from bot.events import FLAG, CardAction, CommandInvoked, Event, MessageRef, OutboundMessage, Place, ReactionAdded
 from tests.cli_support import run_scopebot
 from tests.conftest import ROOT
@@ -45,6 +45,23 @@ def test_readme_acceptance_answers_from_passages_and_refuses(tmp_path: Path) -> 
     assert rows == [("answer", "college", "none"), ("refuse", "college", "none")]
 
 
+def test_a_second_run_on_the_same_database_answers_and_keeps_the_first_runs_cases(tmp_path: Path) -> None:
+    # Message numbers start at 1 again every run; the second run's first answer used to collide with the
+    # first run's record ("UNIQUE constraint failed: bot_answer_part.message_key") and the member got the
+    # apology, and a flag on [2] would have joined the first run's case for its own [2].
+    config = str(ROOT / "scopebot.example.toml")
+    first = run_scopebot("run", "--config", config, stdin="What is the tuition?\n/flag 2\n", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    second = run_scopebot("run", "--config", config, stdin="What is the tuition?\n/flag 2\n", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "[2] dm scopebot ↳[1]: From my sources:" in second.stdout, second.stdout
+    assert "Traceback" not in second.stderr and "IntegrityError" not in second.stderr
+    with sqlite3.connect(tmp_path / "scopebot.db") as db:
+        assert db.execute("select count(*) from bot_answer").fetchone() == (2,)
+        workspaces = db.execute("select workspace from moderation_case order by id").fetchall()
+    assert len(workspaces) == 2 and workspaces[0] != workspaces[1]
+
+
 def test_hostile_messages_with_the_tiny_model_get_replies_and_no_crash(tmp_path: Path, tiny_gguf: Path) -> None:
     script = "".join(
         ["😀🎉🔥👍" * 40 + "\n", "中" * 5000 + "\n", ("tuition " * 12_500)[:100_000] + "\n", "What is the tuition?\n"]
@@ -66,7 +83,7 @@ def test_hostile_messages_with_the_tiny_model_get_replies_and_no_crash(tmp_path:
 
 def test_console_commands_parse_into_events() -> None:
     session = Session(user="alice", channel="general")
-    ref = MessageRef(Place("console", "local", "general"), "3")
+    ref = MessageRef(Place("console", WORKSPACE, "general"), "3")
     lookup = {3: ref}
     post = parse_line("@scopebot how much is tuition?", session, bot_name="scopebot", lookup=lookup)
     assert isinstance(post, Post) and post.mentions_bot and post.text == "how much is tuition?"
@@ -103,7 +120,7 @@ async def test_console_numbers_messages_and_streams_edits_in_place() -> None:
     await console.start(sink)
     await console.run()
     assert [getattr(e, "text", None) for e in seen] == ["hello", "not for the bot"]
-    ref = await console.send(OutboundMessage(Place("console", "local", "general"), "partial …"))
+    ref = await console.send(OutboundMessage(Place("console", WORKSPACE, "general"), "partial …"))
     await console.edit(ref, "partial answer")
     assert "[3] #general scopebot: partial …" in out.getvalue()
     assert "[3] (edited) scopebot: partial answer" in out.getvalue()
@@ -116,7 +133,7 @@ async def test_console_numbers_messages_and_streams_edits_in_place() -> None:
 @pytest.mark.parametrize("line", ["/wait abc", "/as", "/press x y", "/react 1"])
 def test_console_explains_bad_commands(line: str) -> None:
     parsed = parse_line(
-        line, Session(), bot_name="scopebot", lookup={1: MessageRef(Place("console", "local", "dm"), "1")}
+        line, Session(), bot_name="scopebot", lookup={1: MessageRef(Place("console", WORKSPACE, "dm"), "1")}
     )
     assert isinstance(parsed, Problem) and parsed.text.startswith("usage:")
 

@@ -437,7 +437,7 @@ def test_snowflakes_from_config_are_numbers_or_a_clear_error(value: str) -> None
 # Console -------------------------------------------------------------------------------------------------
 
 
-_LOOKUP = {1: MessageRef(Place("console", "local", "dm"), "1")}
+_LOOKUP = {1: MessageRef(Place("console", console_edge.WORKSPACE, "dm"), "1")}
 
 
 @given(
