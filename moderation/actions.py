@@ -41,8 +41,6 @@ FAULTS = {"retract": "wrong", "off_scope": "off_scope", "unsafe": "unsafe"}
 #: examples, the refusal is edited to ask the member to ask again, and a regression example expects `answer`.
 #: Also for a block by the gate's learned screens, which do not overrule an example; not for a rule's block.
 MISSED = "missed"
-
-
 #: Actions that change nothing on the platform: done as soon as decided.
 NO_EFFECT = ("claim", "dismiss", "escalate")
 ALIASES = {

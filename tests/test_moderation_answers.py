@@ -282,13 +282,8 @@ async def test_a_wrong_refusal_becomes_an_example_and_a_regression_that_expects_
     async with harness(tmp_path, db_url) as h:
         svc = h.runtime.service
         question = "Is there a shuttle from the airport on move-in day?"
-        place = h.platform.place("admissions")
-        q = h.platform.post_as(h.member("alice"), place, question)
         refusal = h.config.scope("college").refusal
-        ref = await h.platform.send(OutboundMessage(place, refusal, reply_to=q))
-        await _record(h, q, question, [refusal], [ref], verdict="refuse")
-        await svc.on_reaction(h.platform, h.flag(ref, "alice"))
-        await route_until_idle(h.runtime.router)
+        ref, _ = await _flagged_reply(h, question, refusal, verdict="refuse", rule="topic")
         card_id, card = next(iter(h.platform.cards.items()))
         # A refusal's card offers what fits a refusal: right, or should have been answered.
         assert [b.action for b in card.buttons] == ["claim", "dismiss", "missed", "escalate"]
@@ -336,16 +331,22 @@ async def test_missed_is_only_for_refusals(tmp_path: Path, db_url: str) -> None:
             assert (await session.execute(select(RegressionExample))).scalars().all() == []
 
 
-async def _flagged_block(h: Harness, question: str, rule: str) -> tuple[MessageRef, int]:
-    """A member's question the gate blocked with `rule`, flagged; the reply and its case."""
+async def _flagged_reply(h: Harness, question: str, reply: str, *, verdict: str, rule: str) -> tuple[MessageRef, int]:
+    """A member's question, the bot's `reply` with the gate's `verdict` and `rule`, flagged by the member and routed;
+    the reply and its case."""
     place = h.platform.place("admissions")
     q = h.platform.post_as(h.member("alice"), place, question)
-    ref = await h.platform.send(OutboundMessage(place, h.config.bot.blocked_reply, reply_to=q))
-    await _record(h, q, question, [h.config.bot.blocked_reply], [ref], verdict="block", rule=rule)
+    ref = await h.platform.send(OutboundMessage(place, reply, reply_to=q))
+    await _record(h, q, question, [reply], [ref], verdict=verdict, rule=rule)
     await h.runtime.service.on_reaction(h.platform, h.flag(ref, "alice"))
     await route_until_idle(h.runtime.router)
     card = next(c for c in h.platform.cards.values() if question in c.body)
     return ref, card.case_id
+
+
+async def _flagged_block(h: Harness, question: str, rule: str) -> tuple[MessageRef, int]:
+    """A member's question the gate blocked with `rule`, flagged; the reply and its case."""
+    return await _flagged_reply(h, question, h.config.bot.blocked_reply, verdict="block", rule=rule)
 
 
 async def test_a_block_by_a_learned_screen_can_be_marked_missed_a_rules_block_cannot(
