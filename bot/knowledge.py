@@ -201,12 +201,14 @@ class KnowledgeIndex:
         self._lengths: list[int] = []
         self._encode: Encoder | None = None
         self._vecs: npt.NDArray[np.float32] | None = None
+        self._line_vecs: dict[str, npt.NDArray[np.float32]] = {}
         self.refresh()
 
     def attach_encoder(self, encode: Encoder) -> None:
         """Rank by meaning as well as by words from now on (embeds the passages; blocking)."""
         self._encode = encode
         self._vecs = encode([c.text for c in self.chunks]) if self.chunks else None
+        self._line_vecs = {}
 
     def _current_stamp(self) -> tuple[tuple[str, int, int], ...]:
         out = []
@@ -237,6 +239,7 @@ class KnowledgeIndex:
         self._lengths = [sum(tf.values()) for tf in self._tf]
         self._df = Counter(t for tf in self._tf for t in tf)
         self._vecs = self._encode([c.text for c in chunks]) if self._encode is not None and chunks else None
+        self._line_vecs = {}
         self._stamp = stamp
         log.info("indexed %d passages from %d knowledge files", len(chunks), len(stamp))
         return True
@@ -295,6 +298,18 @@ class KnowledgeIndex:
             if s > 0:
                 out[i] = s
         return out
+
+    def line_similarity(self, query: str, lines: Sequence[str]) -> npt.NDArray[np.float32] | None:
+        """Cosine similarity of `query` to each of `lines` (lines of this index's passages), or None without an
+        encoder. Line vectors are kept until the files change, so a question costs one embedding after the first."""
+        if self._encode is None:
+            return None
+        cache = self._line_vecs  # `refresh` may swap in a new one meanwhile
+        missing = list(dict.fromkeys(line for line in lines if line not in cache))
+        if missing:
+            cache.update(zip(missing, self._encode(missing), strict=True))
+        query_vec = self._encode([clean_text(query)])[0]
+        return np.array([float(cache[line] @ query_vec) for line in lines], dtype=np.float32)
 
     def vocabulary(self) -> set[str]:
         """Every term in the indexed passages."""

@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.answers import ConversationMemory, save_answer
@@ -36,6 +38,12 @@ SHUTDOWN_TEXT = "I'm restarting and couldn't finish this answer. Please ask agai
 #: Seconds a cancelled answer may spend telling the member before shutdown goes on.
 SHUTDOWN_NOTICE_SECONDS = 3.0
 NO_PASSAGES_TEXT = "I don't have anything on that in my sources."
+#: Quoting without a model: passages looked at, lines quoted from each at most, the similarity a line with no
+#: word of the question needs, and the share of the best line's similarity any other line needs.
+QUOTE_PASSAGES = 2
+QUOTE_LINES = 2
+QUOTE_MIN_SIMILARITY = 0.4
+QUOTE_RELATIVE = 0.75
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +142,17 @@ class Pipeline:
         timings["retrieval"] = _ms(t)
         record.passages = [p.as_dict() for p in passages]
         if self.model is None:
-            return await self._finish(reply, record, quote_passages(passages, msg.text), timings, started)
+            return await self._finish(reply, record, await self._quote(scope, passages, msg.text), timings, started)
         return await self._generate(
             msg=msg, scope=scope, reply=reply, record=record, passages=passages, timings=timings, started=started
         )
+
+    async def _quote(self, scope: ScopeConfig, passages: list[Passage], question: str) -> str:
+        """The answer without a model: the passages' lines that answer the question (off the event loop: the
+        lines are compared with the question by the embedding model)."""
+        index = self._knowledge.get(scope.name)
+        similarity = index.line_similarity if index is not None else None
+        return await asyncio.to_thread(quote_passages, passages, question, similarity)
 
     async def _generate(
         self,
@@ -176,7 +191,7 @@ class Pipeline:
             record.verdict = "busy"
             return await self._finish(reply, record, BUSY_TEXT.format(waiting=e.waiting), timings, started)
         except ModelUnavailable:
-            return await self._finish(reply, record, quote_passages(passages, msg.text), timings, started)
+            return await self._finish(reply, record, await self._quote(scope, passages, msg.text), timings, started)
         try:
             if gen.ahead > 0:
                 await reply.show_placeholder(QUEUED_TEXT.format(n=gen.ahead))
@@ -260,29 +275,57 @@ class Pipeline:
         return Outcome(record.verdict, text, saved_id)
 
 
-def quote_passages(passages: list[Passage], question: str) -> str:
-    """An answer made of the lines of the best passages that match the question, quoted with their sources."""
+#: Scores each of a passage's lines against the question (cosine similarity), when embeddings are at hand.
+LineSimilarity = Callable[[str, Sequence[str]], npt.NDArray[np.float32] | None]
+
+
+def quote_passages(passages: list[Passage], question: str, similarity: LineSimilarity | None = None) -> str:
+    """An answer made of the lines of the best passages that answer the question, quoted with their sources.
+
+    A line is a candidate when it shares a content word with the question or, given `similarity`, means nearly
+    the same (cosine ≥ `QUOTE_MIN_SIMILARITY`: "how much is it to live in the dorms" finds "Housing and meals
+    on campus cost $14,600" with no word in common). Candidates rank by their similarity to the question, and
+    one less than `QUOTE_RELATIVE` times as similar as the best is dropped; each passage gives at most
+    `QUOTE_LINES`, the passage with the best line first. Without `similarity`, lines rank by the words they
+    share with the question."""
     if not passages:
         return NO_PASSAGES_TEXT
     wanted = set(terms(question))
-    quoted: list[str] = []
-    for p in passages[:2]:
+    bodies: list[tuple[Passage, list[str]]] = []
+    for p in passages[:QUOTE_PASSAGES]:
         lines = [line.strip() for line in p.text.strip().splitlines() if line.strip()]
         # A passage's first line is its section heading when more follow: context, not an answer. A passage
         # that matches the question only there ("Admissions at Northgate College" for "when does the
         # Northgate College bookstore close") has nothing to quote.
-        body_lines = lines[1:] if len(lines) > 1 else lines
-        shared = [len(wanted & set(terms(line))) for line in body_lines]
-        best = sorted(i for i in sorted(range(len(body_lines)), key=lambda i: -shared[i])[:2] if shared[i])
-        if not best:
-            continue
-        body = "\n".join(f"> {body_lines[i]}" for i in best)
-        text = f"{body}\n— {p.source}"
-        if text not in quoted:
-            quoted.append(text)
-    if not quoted:
+        bodies.append((p, lines[1:] if len(lines) > 1 else lines))
+    flat = [line for _, body in bodies for line in body]
+    sims = similarity(question, flat) if similarity is not None and flat else None
+    scores: list[float | None] = []
+    for i, line in enumerate(flat):
+        shared = len(wanted & set(terms(line)))
+        if sims is None:
+            scores.append(float(shared) if shared else None)
+        else:
+            scores.append(float(sims[i]) if shared or sims[i] >= QUOTE_MIN_SIMILARITY else None)
+    # Lines far less like the question than the best one are not quoted.
+    best = max((x for x in scores if x is not None), default=0.0)
+    floor = QUOTE_RELATIVE * best if sims is not None else 0.0
+    blocks: list[tuple[float, str]] = []
+    start = 0
+    for p, body in bodies:
+        own = sorted(
+            ((x, i) for i, x in enumerate(scores[start : start + len(body)]) if x is not None and x >= floor),
+            key=lambda x: (-x[0], x[1]),
+        )
+        start += len(body)
+        if own:
+            text = "\n".join(f"> {body[i]}" for _, i in own[:QUOTE_LINES]) + f"\n— {p.source}"
+            if all(text != b for _, b in blocks):
+                blocks.append((own[0][0], text))
+    if not blocks:
         return NO_PASSAGES_TEXT
-    return "From my sources:\n" + "\n\n".join(quoted)
+    blocks.sort(key=lambda b: -b[0])
+    return "From my sources:\n" + "\n\n".join(text for _, text in blocks)
 
 
 def _fill_generation(record: BotAnswer, gen: Generation, timings: dict[str, float]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,11 @@ import pytest
 
 from bot.gate.embed import Embedder
 from bot.knowledge import KnowledgeIndex
+from bot.pipeline import TOP_PASSAGES, quote_passages
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+EXAMPLES = ROOT / "examples" / "knowledge"
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +71,60 @@ def test_a_sentence_restating_one_passage_is_recognised(tmp_path: Path) -> None:
     assert index.restates("Bring a photo ID and proof of address.")
     assert not index.restates("Find the home address of my neighbour.")
     assert not index.restates("photo ID")  # too short to judge
+
+
+def _quotes(index: KnowledgeIndex, question: str, *, semantic: bool) -> list[str]:
+    """The lines the bot quotes without a model, in the order it quotes them."""
+    passages = index.search(question, k=TOP_PASSAGES)
+    text = quote_passages(passages, question, similarity=index.line_similarity if semantic else None)
+    return [line[2:] for line in text.splitlines() if line.startswith("> ")]
+
+
+def test_without_a_model_the_line_that_answers_is_quoted_first(embedder: Embedder) -> None:
+    index = KnowledgeIndex([EXAMPLES / "college"], root=EXAMPLES)
+    index.attach_encoder(embedder.encode)
+    # No word in common with the line that answers it: word overlap alone quoted only a line about how many
+    # students live on campus ("live").
+    question = "how much is it to live in the dorms"
+    assert not any("$14,600" in line for line in _quotes(index, question, semantic=False))
+    assert _quotes(index, question, semantic=True)[0].startswith("- Housing and meals on campus cost $14,600")
+    # The line that answers comes first even when it is not the first of its passage.
+    sat = _quotes(index, "my son wants to apply, does he need the SAT", semantic=True)
+    assert sat[0].startswith("- Testing is optional")
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    return list(csv.DictReader((DATA / "quotes" / name).read_text("utf-8").splitlines(), delimiter="\t"))
+
+
+def test_quoted_lines_on_questions_written_for_lines_of_19_knowledge_files(embedder: Embedder) -> None:
+    # tests/data/quotes/lines.tsv: 114 questions written by a colleague from 19 knowledge files, each answered by
+    # one line ("how do I get rid of an old couch" for "Bulky item pickup (furniture, ..."), mostly without its
+    # words. Measured: the answering line quoted for 92 and quoted first for 86; 81 and 54 when lines rank by
+    # shared words (no embeddings; README "Answers without a model").
+    indexes: dict[str, KnowledgeIndex] = {}
+
+    def index_of(row: dict[str, str]) -> KnowledgeIndex:
+        # The college's three files are one organisation's knowledge; every other organisation has one file.
+        files = str(Path(row["file"]).parent) if "college" in row["file"] else row["file"]
+        if files not in indexes:
+            indexes[files] = KnowledgeIndex([ROOT / files])
+            indexes[files].attach_encoder(embedder.encode)
+        return indexes[files]
+
+    found = {True: 0, False: 0}
+    first = {True: 0, False: 0}
+    rows = _rows("lines.tsv")
+    for row in rows:
+        for semantic in (True, False):
+            quoted = _quotes(index_of(row), row["question"], semantic=semantic)
+            found[semantic] += row["line"] in quoted
+            first[semantic] += bool(quoted) and quoted[0] == row["line"]
+    assert len(rows) == 114
+    assert found[True] >= 0.75 * len(rows) and first[True] >= 0.68 * len(rows)
+    assert found[True] > found[False] and first[True] > first[False]
+    # The known limit: 85 questions the files do not answer (unanswered.tsv) mostly still get the nearest lines;
+    # it says it has nothing on that for 6 of them (8 by shared words alone). Quoting looser than that fails.
+    unanswered = _rows("unanswered.tsv")
+    silent = sum(not _quotes(index_of(row), row["question"], semantic=True) for row in unanswered)
+    assert len(unanswered) == 85 and silent >= 5

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+
 from bot.llm.prompt import Passage, system_prompt
 from bot.pipeline import NO_PASSAGES_TEXT, quote_passages
 
@@ -32,3 +36,29 @@ def test_quoted_sources_skip_passages_that_match_only_by_their_heading() -> None
     assert quote_passages([admissions], "when does the Northgate College bookstore close") == NO_PASSAGES_TEXT
     text = quote_passages([admissions, admissions], "when is the application deadline")
     assert text == "From my sources:\n> - Application deadlines: Early Action November 1.\n— admissions.md"
+
+
+def test_quoted_lines_rank_by_similarity_and_weak_ones_are_left_out() -> None:
+    costs = Passage(
+        "costs.md", "Costs\n- Tuition is $42,300.\n- Housing and meals cost $14,600 a year.\n- Parking is $90."
+    )
+    campus = Passage("campus.md", "Campus\n- First-year students live on campus.\n- The library opens at 8am.")
+    similar = {"Housing": 0.7, "Tuition": 0.6, "First-year": 0.55, "Parking": 0.2, "library": 0.1}
+
+    def similarity(question: str, lines: Sequence[str]) -> np.ndarray:
+        return np.array([next(v for k, v in similar.items() if k in line) for line in lines], dtype=np.float32)
+
+    # The passage retrieval ranked first (a shared word, "live") comes second: the line that means the question
+    # leads, the rest of its passage by similarity; "Parking" (0.2, no shared word) is not quoted.
+    text = quote_passages([campus, costs], "how much is it to live in the dorms", similarity)
+    assert text == (
+        "From my sources:\n> - Housing and meals cost $14,600 a year.\n> - Tuition is $42,300.\n— costs.md\n\n"
+        "> - First-year students live on campus.\n— campus.md"
+    )
+    # A line far less like the question than the best one is left out, and with it a passage.
+    similar["First-year"] = 0.3
+    assert "campus.md" not in quote_passages([campus, costs], "how much is it to live in the dorms", similarity)
+    # Without similarity, lines rank by the words they share.
+    assert quote_passages([campus, costs], "how much is it to live in the dorms").endswith(
+        "live on campus.\n— campus.md"
+    )
