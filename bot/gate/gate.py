@@ -38,7 +38,7 @@ from bot.gate.rules import match_joined, match_rules
 from bot.gate.tasks import organisation_names, what_is_asked
 from bot.gate.topic import ScopeIndex, build_indexes
 from bot.gate.wordlists import WordLists
-from bot.knowledge import Chunk, KnowledgeIndex
+from bot.knowledge import Chunk, KnowledgeIndex, terms
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,10 @@ HELP_SEEKING = re.compile(
     r"|\bsomeone (stole|took|broke into|hacked|called|texted|emailed)\b|\bwhat (do|should) (i|we) do if\b"
 )
 HELP_MAX_WORDS = 40
+#: A clause or sentence with fewer content words than this says nothing on its own ("how does that work", "is
+#: that possible?"): what it refers to is in the rest of the message, screened as the whole and as its own views.
+#: The classifier read "is that possible?" as fraud (0.99), so it does not judge such views (rules still do).
+MIN_VIEW_TERMS = 2
 #: Views the intent screen reads: the whole question only (its clauses alone lose the intent).
 INTENT_VIEWS = 1
 #: Answers come from the scoped model, after a screened question: the classifier must be surer to withhold
@@ -270,6 +274,8 @@ class ScopeGate:
             # Someone asking for help as a victim or about a danger ("is that text a scam?", "someone took our
             # cooler, who do we report it to?") shares the classifier's words for fraud and theft.
             trusted[:] = True
+        # Clause and sentence views with one content word carry no request of their own (see MIN_VIEW_TERMS).
+        trusted[1 : len(texts)] |= np.array([len(terms(t)) < MIN_VIEW_TERMS for t in texts[1:]], dtype=bool)
         proba[trusted, 1] = 0.0
         threshold = max(harm.harm_threshold, ANSWER_HARM_FLOOR) if answer else harm.harm_threshold
         i_harm = int(proba[:, 1].argmax())
