@@ -174,6 +174,7 @@ class Pipeline:
                 refusal=scope.refusal,
                 instructions=scope.instructions,
                 aliases=scope.aliases,
+                declined=self._config.bot.blocked_reply,
             ),
             question=msg.text,
             passages=tuple(passages),
@@ -220,6 +221,16 @@ class Pipeline:
             record.reason = blocked.reason
             record.answer = text
             return await self._finish(reply, record, self._config.bot.blocked_reply, timings, started, keep_answer=True)
+        # The model replied one of the lines it was told to (a last screen behind the gate): recorded as such,
+        # and shown without sources.
+        for line, verdict, why in (
+            (scope.refusal, "refuse", "the model replied the scope's refusal"),
+            (self._config.bot.blocked_reply, "block", "the model declined the request"),
+        ):
+            if said_only(text, line):
+                record.verdict = verdict
+                record.reason = f"{why} (the gate had: {record.reason})"
+                return await self._finish(reply, record, line.strip(), timings, started)
         text = text.strip() or NO_PASSAGES_TEXT
         sources = sorted({str(p["source"]) for p in record.passages})
         shown = f"{text}\n\nSources: {', '.join(sources)}" if sources else text
@@ -273,6 +284,16 @@ class Pipeline:
             timings["total"],
         )
         return Outcome(record.verdict, text, saved_id)
+
+
+def said_only(text: str, line: str) -> bool:
+    """Whether a model's answer is `line` and nothing else, give or take quotes, spacing, case and a final full
+    stop (it was told to "reply exactly" with it)."""
+
+    def plain(s: str) -> str:
+        return " ".join(s.strip().strip("\"'“”‘’").split()).rstrip(".!").casefold()
+
+    return bool(plain(line)) and plain(text) == plain(line)
 
 
 #: Scores each of a passage's lines against the question (cosine similarity), when embeddings are at hand.

@@ -128,8 +128,10 @@ class ScriptedModel:
 
     def __init__(self, pieces: list[str]) -> None:
         self.pieces = pieces
+        self.parts: PromptParts | None = None
 
     def submit(self, parts: PromptParts, params: SamplingParams, *, lane: str = "", user: str = "") -> Generation:
+        self.parts = parts
         gen = Generation(id="g1", parts=parts, params=params)
         for piece in [*self.pieces, None]:
             gen.chunks.put_nowait(piece)
@@ -140,12 +142,12 @@ class ScriptedModel:
 
 
 async def _ask_scripted(
-    write_config: Callable[..., Path], postgres_url: str, pieces: list[str]
+    write_config: Callable[..., Path], db_url: str, pieces: list[str], model: ScriptedModel | None = None
 ) -> tuple[Outcome, str, str | None]:
     """Ask "How much is tuition?" of a pipeline whose model streams `pieces`: the outcome, the reply shown
     and the answer stored."""
-    config = load_config(write_config(db_url=postgres_url))
-    engine = db.create_engine(postgres_url)
+    config = load_config(write_config(db_url=db_url))
+    engine = db.create_engine(db_url)
     try:
         await db.upgrade(engine)
         knowledge = {s.name: KnowledgeIndex(s.knowledge, root=config.source.parent) for s in config.scopes}
@@ -154,7 +156,7 @@ async def _ask_scripted(
             gate=LexicalGate(global_blocked=config.bot.blocked_words, knowledge=knowledge),
             knowledge=knowledge,
             sessions=db.sessionmaker(engine),
-            model=ScriptedModel(pieces),  # type: ignore[arg-type]
+            model=model or ScriptedModel(pieces),  # type: ignore[arg-type]
         )
         mem = MemoryPlatform()
         author = mem.actor("alice")
@@ -170,6 +172,30 @@ async def _ask_scripted(
         return outcome, reply.text, stored
     finally:
         await engine.dispose()
+
+
+async def test_a_model_replying_the_refusal_or_the_blocked_line_is_recorded_so(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    # The model is told to reply the scope's refusal outside the use case and the bot's blocked reply to a request
+    # for help to harm: a last screen behind the gate. Such a reply is recorded as a refusal or a block (so
+    # `scope refusals` lists it) and shown without a sources line.
+    config = load_config(write_config())
+    refusal, blocked = config.scopes[0].refusal, config.bot.blocked_reply
+    model = ScriptedModel([])
+    cases = [([f'"{blocked[:5]}', f'{blocked[5:]}"'], "block", blocked), ([f" {refusal.upper()}\n"], "refuse", refusal)]
+    for n, (pieces, verdict, line) in enumerate(cases):
+        model.pieces = pieces
+        outcome, shown, stored = await _ask_scripted(
+            write_config, f"sqlite+aiosqlite:///{tmp_path / f'{n}.db'}", pieces, model
+        )
+        assert (outcome.verdict, shown, stored) == (verdict, line, line)
+    assert model.parts is not None and f'reply exactly: "{blocked}"' in model.parts.system
+    # An answer that only starts with the line is an answer.
+    outcome, shown, _ = await _ask_scripted(
+        write_config, f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", [f"{blocked} But tuition is $42,300."]
+    )
+    assert outcome.verdict == "answer" and shown == f"{blocked} But tuition is $42,300."
 
 
 async def test_model_output_with_nul_and_controls_is_stored_and_shown_clean(

@@ -25,6 +25,13 @@ def test_the_system_prompt_names_the_scope_and_its_other_names() -> None:
         bot_name="scopebot", scope_name="museum", description="Answers questions.", refusal="No.", aliases=[" "]
     )
     assert "also call it" not in plain
+    # Told the bot's blocked reply, the model is asked to decline requests for help to harm with it.
+    guarded = system_prompt(
+        bot_name="scopebot", scope_name="museum", description="Answers questions.", refusal="No.", declined="Can't."
+    )
+    assert 'to break the law or its rules, reply exactly: "Can\'t."' in guarded
+    assert "staying safe or reporting a problem" in guarded
+    assert "reply exactly" in plain and "hurt" not in plain
 
 
 def test_quoted_sources_skip_passages_that_match_only_by_their_heading() -> None:
