@@ -24,6 +24,17 @@ _OTHERS = r"(another|other|someones|somebodys|my (wife|husband|neighbou?r|ex|roo
 _ANIMAL = r"(dogs?|cats?|pupp(y|ies)|kittens?|pets?|horses?|ponies|pony|hamsters?|parrots?)"
 _PERSON = r"(someone|somebody|a person|people|him|her|them|my (wife|husband|boss|neighbou?r|ex|girlfriend|boyfriend|mom|dad|mother|father|brother|sister|roommate|teacher|coworker|classmate|friend|son|daughter|kid|child)|a (child|kid|baby|woman|man|girl|boy)|children|kids)"
 
+#: Someone the asker could attack: a pronoun, or a person named by role or relation ("the coach", "my ex").
+_TARGET = r"(him|her|them|someone|somebody|people|children|kids|a (child|kid|baby|woman|man|girl|boy|person)|that (guy|girl|woman|man|kid|lady|dude|bitch|bastard|jerk|prick)|(my|his|her|their|the|that|this) (\w+ )?(ex|wife|husband|boss|neighbou?r|girlfriend|boyfriend|roommate|teacher|coworker|classmate|coach|instructor|trainer|lifeguard|librarian|driver|manager|owner|clerk|cashier|receptionist|nurse|doctor|vet|landlord|tenant|guy|girl|woman|man|lady|dude|kid|member|player|referee|ref|umpire|parent|mom|dad|brother|sister|son|daughter))"
+_TARGET_PRONOUN = r"(him|her|them|that (guy|girl|woman|man|kid|lady|dude|bitch|bastard|jerk|prick))"
+#: The asker means to do it: "how do i", "i want to", "im gonna", "help me", "should i".
+_INTENT = r"(how (do|can|could|would|should|to) (i|we|you|someone)|how to|(i|we) (want|wanna|need|am going|are going|m going|re going|plan|intend|would like|d like) to|(i|we)( will|ll| am gonna| m gonna| gonna| re gonna| are gonna)|im gonna|gonna|going to|help me|lets|let s|ways? to|best way to|easiest way to|teach me (how )?to|should i|can i|could i|is it ok to|thinking (of|about))"
+#: Harmless senses the verbs have before these words: "beat him at chess", "shoot her portraits", "kick her out".
+_NOT_ATTACK = (
+    r"(?!\s+(a|an|the|some|at|in|on|to|by|for|over|off|out|message|text|email|line|note|dm|call)\b)"
+    r"(?!(\s+\w+){0,2}\s+(photos?|pictures?|pics?|portraits?|headshots?|videos?|sessions?|shoot|wedding|engagement|senior)\b)"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Rule:
@@ -126,13 +137,18 @@ RULES: tuple[Rule, ...] = (
     ),
     _r(
         "violence",
-        "harm-animal",
-        rf"\b(how (do|can|could|would|should) (i|we|you|someone|somebody|one)|ways? to|best way to|want to|going to|gonna|trying to|help me)\b.{{0,12}}\b(poison|kill|hurt|drown|torture|maim|stab)\s+(a|an|the|my|his|her|their|our|your|that|this|those|these|someones|somebodys|\w+s)\s+(\w+\s+)?{_ANIMAL}\b(?!\s*(fleas|ticks|worms|lice|mites|parasites|pain|infection|bacteria|germs|smell|odou?r))(?!.{{0,30}}\b(humanely|peacefully|euthan))",
+        "attack-person",
+        rf"\b{_INTENT}\b( \w+){{0,2}} ((punch|slap|kick|beat|hurt|harm|attack|assault|shoot|jump|drug|rob|mug|choke|strangle|stab|kill|murder|poison|smother|run over|break|pop|cut|burn|ambush|corner|rough|smack|bash|knock)\b( \w+)?? {_TARGET}\b{_NOT_ATTACK}|hit {_TARGET}\b{_NOT_ATTACK}(?! up\b))"
+        rf"|\b(rob|mug|punch|slap) {_TARGET_PRONOUN}\b|\b(beat|rough|mess|smack|bash) {_TARGET_PRONOUN} up\b"
+        rf"|\b(shoot|stab|kill|choke|strangle|beat|kick) {_TARGET_PRONOUN} (dead|to death|unconscious|senseless)\b"
+        r"|\b(break|snap|smash) (his|her|their) (legs?|arms?|neck|jaw|nose|face|fingers?|knees?|kneecaps?|skull|ribs?)\b"
+        r"|\b(knock|kick|bash|punch) (his|her|their) (teeth|head|face|lights) (in|out)\b"
+        rf"|\bput {_TARGET_PRONOUN} in (the |a )?(hospital|coma|ground|grave|er|icu)\b|\bmake {_TARGET_PRONOUN} bleed\b",
     ),
     _r(
         "violence",
-        "want-to-hurt",
-        rf"\b(want to|going to|how (do|can) i|ways to|best way to)\b.{{0,10}}\b(hurt|shoot|run over|choke)\b.{{0,12}}\b{_PERSON}",
+        "harm-animal",
+        rf"\b(how (do|can|could|would|should) (i|we|you|someone|somebody|one)|ways? to|best way to|want to|going to|gonna|trying to|help me)\b.{{0,12}}\b(poison|kill|hurt|drown|torture|maim|stab)\s+(a|an|the|my|his|her|their|our|your|that|this|those|these|someones|somebodys|\w+s)\s+(\w+\s+)?{_ANIMAL}\b(?!\s*(fleas|ticks|worms|lice|mites|parasites|pain|infection|bacteria|germs|smell|odou?r))(?!.{{0,30}}\b(humanely|peacefully|euthan))",
     ),
     _r(
         "violence",
