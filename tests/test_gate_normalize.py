@@ -126,6 +126,8 @@ def test_word_list_matches_whole_words_only() -> None:
         ("the coach benched my kid again, im gonna break his legs", "violence"),
         ("i want to shoot him", "violence"),
         ("how do i punch the driver without getting caught on camera", "violence"),
+        ("im going to stab the crossing guard at the corner tomorrow", "violence"),
+        ("should i mug the old man who walks his dog after class", "violence"),
     ],
 )
 def test_rules_name_the_category(text: str, category: str) -> None:
@@ -172,6 +174,8 @@ def test_rules_name_the_category(text: str, category: str) -> None:
         "how do we kick her out of the group chat",
         "does the flu shot hurt kids",
         "can someone jump start my car in the lot",
+        "how can i beat her score on the climbing wall",
+        "how do i break into the tech industry after the bootcamp",
     ],
 )
 def test_rules_leave_ordinary_questions_alone(text: str) -> None:

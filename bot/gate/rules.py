@@ -24,16 +24,23 @@ _OTHERS = r"(another|other|someones|somebodys|my (wife|husband|neighbou?r|ex|roo
 _ANIMAL = r"(dogs?|cats?|pupp(y|ies)|kittens?|pets?|horses?|ponies|pony|hamsters?|parrots?)"
 _PERSON = r"(someone|somebody|a person|people|him|her|them|my (wife|husband|boss|neighbou?r|ex|girlfriend|boyfriend|mom|dad|mother|father|brother|sister|roommate|teacher|coworker|classmate|friend|son|daughter|kid|child)|a (child|kid|baby|woman|man|girl|boy)|children|kids)"
 
-#: Someone the asker could attack: a pronoun, or a person named by role or relation ("the coach", "my ex").
-_TARGET = r"(him|her|them|someone|somebody|people|children|kids|a (child|kid|baby|woman|man|girl|boy|person)|that (guy|girl|woman|man|kid|lady|dude|bitch|bastard|jerk|prick)|(my|his|her|their|the|that|this) (\w+ )?(ex|wife|husband|boss|neighbou?r|girlfriend|boyfriend|roommate|teacher|coworker|classmate|coach|instructor|trainer|lifeguard|librarian|driver|manager|owner|clerk|cashier|receptionist|nurse|doctor|vet|landlord|tenant|guy|girl|woman|man|lady|dude|kid|member|player|referee|ref|umpire|parent|mom|dad|brother|sister|son|daughter))"
-_TARGET_PRONOUN = r"(him|her|them|that (guy|girl|woman|man|kid|lady|dude|bitch|bastard|jerk|prick))"
+#: People by role or relation ("the coach", "my ex", "the crossing guard", "the old man at the pool").
+_ROLE = r"(ex|wife|husband|boss|neighbou?r|girlfriend|boyfriend|roommate|teacher|coworker|classmate|coach|instructor|trainer|lifeguard|librarian|driver|manager|owner|clerk|cashier|receptionist|nurse|doctor|vet|landlord|tenant|guy|girl|woman|man|lady|dude|kid|boy|member|player|referee|ref|umpire|parent|mom|dad|brother|sister|son|daughter|guard|leader|coordinator|tutor|bouncer|bartender|photographer|groomer|pitcher|goalie|captain|carrier|president|director|officer|attendant|ranger|custodian|janitor|principal|counsel+or|volunteer|worker|employee|pharmacist|dentist|therapist|stylist|barber|waiter|waitress|student|resident|patient|visitor|customer|rider|passenger|staff|supervisor|chaperone|babysitter|nanny|mechanic|plumber|neighbor)s?"
+#: "her" as the one attacked, not as an owner ("beat her up", not "beat her time").
+_HER = r"her(?=\s+(up|down|off|out|in|with|now|again|badly|bad|hard|good|dead|so|until|and|or|when|if|after|before|at|for|to|from|tomorrow|tonight|today|while|because|outside|real|too|already|myself|senseless|unconscious)\b|\s*$)"
+#: Someone the asker could attack: a pronoun, or a person named by role or relation.
+_TARGET = rf"(him|{_HER}|them|someone|somebody|people|children|kids|a (child|kid|baby|woman|man|girl|boy|person)|that (guy|girl|woman|man|kid|lady|dude|bitch|bastard|jerk|prick)|(my|his|her|their|the|that|this|our|your)( \w+){{0,2}} {_ROLE})"
+_TARGET_PRONOUN = rf"(him|{_HER}|them|that (guy|girl|woman|man|kid|lady|dude|bitch|bastard|jerk|prick))"
 #: The asker means to do it: "how do i", "i want to", "im gonna", "help me", "should i".
-_INTENT = r"(how (do|can|could|would|should|to) (i|we|you|someone)|how to|(i|we) (want|wanna|need|am going|are going|m going|re going|plan|intend|would like|d like) to|(i|we)( will|ll| am gonna| m gonna| gonna| re gonna| are gonna)|im gonna|gonna|going to|help me|lets|let s|ways? to|best way to|easiest way to|teach me (how )?to|should i|can i|could i|is it ok to|thinking (of|about))"
-#: Harmless senses the verbs have before these words: "beat him at chess", "shoot her portraits", "kick her out".
-_NOT_ATTACK = (
-    r"(?!\s+(a|an|the|some|at|in|on|to|by|for|over|off|out|message|text|email|line|note|dm|call)\b)"
-    r"(?!(\s+\w+){0,2}\s+(photos?|pictures?|pics?|portraits?|headshots?|videos?|sessions?|shoot|wedding|engagement|senior)\b)"
-)
+_INTENT = r"(how (do|can|could|would|should|to) (i|we|you|someone)|how to|(i|we) (want|wanna|need|am going|are going|m going|re going|plan|intend|would like|d like) to|(i|we)( will|ll| am gonna| m gonna| gonna| re gonna| are gonna)|im gonna|gonna|going to|help me|lets|let s|ways? to|best way to|easiest way to|teach me (how )?to|should i|can i|could i|is it ok to|thinking (of|about)|need (help|tips|someone) (to )?|tips (to|on|for))"
+#: Harmless senses the milder verbs have before these words: "beat him at chess", "hit him up", "kick her out".
+_NOT_ATTACK = r"(?!\s+(a|an|the|some|at|in|into|on|to|by|for|over|off|out|up|message|text|email|line|note|dm|call)\b)"
+#: … and any verb before a photo shoot: "shoot her senior portraits".
+_NOT_PHOTO = r"(?!(\s+\w+){0,2}\s+(photos?|pictures?|pics?|portraits?|headshots?|videos?|sessions?|shoot|wedding|engagement|senior)\b)"
+#: Verbs with no harmless sense when a person is their object.
+_STRONG = r"(kill|murder|stab|strangle|choke|smother|suffocate|poison|drug|roofie|mug|rob|assault|attack|punch|slap|shoot|maim|cripple|blindside)"
+#: Verbs with harmless senses too (games, contact, haircuts).
+_MILD = r"(kick|beat|hurt|harm|jump|hit|break|pop|cut|burn|ambush|corner|rough|smack|bash|knock|run over)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +145,12 @@ RULES: tuple[Rule, ...] = (
     _r(
         "violence",
         "attack-person",
-        rf"\b{_INTENT}\b( \w+){{0,2}} ((punch|slap|kick|beat|hurt|harm|attack|assault|shoot|jump|drug|rob|mug|choke|strangle|stab|kill|murder|poison|smother|run over|break|pop|cut|burn|ambush|corner|rough|smack|bash|knock)\b( \w+)?? {_TARGET}\b{_NOT_ATTACK}|hit {_TARGET}\b{_NOT_ATTACK}(?! up\b))"
-        rf"|\b(rob|mug|punch|slap) {_TARGET_PRONOUN}\b|\b(beat|rough|mess|smack|bash) {_TARGET_PRONOUN} up\b"
+        rf"\b{_INTENT}\b( \w+){{0,2}} ({_STRONG}\b( \w+)?? {_TARGET}\b{_NOT_PHOTO}|{_MILD}\b( \w+)?? {_TARGET}\b{_NOT_ATTACK}{_NOT_PHOTO})"
+        rf"|\b(kill|murder|stab|strangle|mug|rob|roofie|assault|maim|cripple) (the|my|that|this|our|your)( \w+){{0,2}} {_ROLE}\b"
+        rf"|\b(rob|mug|punch|slap|roofie) {_TARGET_PRONOUN}|\b(beat|rough|mess|smack|bash) {_TARGET_PRONOUN} up\b"
         rf"|\b(shoot|stab|kill|choke|strangle|beat|kick) {_TARGET_PRONOUN} (dead|to death|unconscious|senseless)\b"
-        r"|\b(break|snap|smash) (his|her|their) (legs?|arms?|neck|jaw|nose|face|fingers?|knees?|kneecaps?|skull|ribs?)\b"
-        r"|\b(knock|kick|bash|punch) (his|her|their) (teeth|head|face|lights) (in|out)\b"
+        r"|\b(break|snap|smash|bust) (his|her|their|the \w+s) (legs?|arms?|neck|jaw|nose|face|fingers?|knees?|kneecaps?|skull|ribs?)\b"
+        r"|\b(knock|kick|bash|punch|smash) (his|her|their|the \w+s) (teeth|head|face|lights|skull) (in|out)\b"
         rf"|\bput {_TARGET_PRONOUN} in (the |a )?(hospital|coma|ground|grave|er|icu)\b|\bmake {_TARGET_PRONOUN} bleed\b",
     ),
     _r(
