@@ -25,7 +25,7 @@ _ANIMAL = r"(dogs?|cats?|pupp(y|ies)|kittens?|pets?|horses?|ponies|pony|hamsters
 _PERSON = r"(someone|somebody|a person|people|him|her|them|my (wife|husband|boss|neighbou?r|ex|girlfriend|boyfriend|mom|dad|mother|father|brother|sister|roommate|teacher|coworker|classmate|friend|son|daughter|kid|child)|a (child|kid|baby|woman|man|girl|boy)|children|kids)"
 
 #: People by role or relation ("the coach", "my ex", "the crossing guard", "the old man at the pool").
-_ROLE = r"(ex|wife|husband|boss|neighbou?r|girlfriend|boyfriend|roommate|teacher|coworker|classmate|coach|instructor|trainer|lifeguard|librarian|driver|manager|owner|clerk|cashier|receptionist|nurse|doctor|vet|landlord|tenant|guy|girl|woman|man|lady|dude|kid|boy|member|player|referee|ref|umpire|parent|mom|dad|brother|sister|son|daughter|guard|leader|coordinator|tutor|bouncer|bartender|photographer|groomer|pitcher|goalie|captain|carrier|president|director|officer|attendant|ranger|custodian|janitor|principal|counsel+or|volunteer|worker|employee|pharmacist|dentist|therapist|stylist|barber|waiter|waitress|student|resident|patient|visitor|customer|rider|passenger|staff|supervisor|chaperone|babysitter|nanny|mechanic|plumber|neighbor)s?"
+_ROLE = r"(ex|wife|husband|boss|neighbou?r|girlfriend|boyfriend|roommate|teacher|coworker|classmate|coach|instructor|trainer|lifeguard|librarian|driver|manager|owner|clerk|cashier|receptionist|nurse|doctor|vet|landlord|tenant|guy|girl|woman|man|lady|dude|kid|boy|member|player|referee|ref|umpire|parent|mom|dad|brother|sister|son|daughter|guard|leader|coordinator|tutor|bouncer|bartender|photographer|groomer|pitcher|goalie|captain|carrier|president|director|officer|attendant|ranger|custodian|janitor|principal|counsel+or|volunteer|worker|employee|pharmacist|dentist|therapist|stylist|barber|waiter|waitress|student|resident|patient|visitor|customer|rider|passenger|staff|supervisor|chaperone|babysitter|nanny|mechanic|plumber)s?"
 #: "her" as the one attacked, not as an owner ("beat her up", not "beat her time").
 _HER = r"her(?=\s+(up|down|off|out|in|with|now|again|badly|bad|hard|good|dead|so|until|and|or|when|if|after|before|at|for|to|from|tomorrow|tonight|today|while|because|outside|real|too|already|myself|senseless|unconscious)\b|\s*$)"
 #: Someone the asker could attack: a pronoun, or a person named by role or relation.
@@ -38,9 +38,11 @@ _NOT_ATTACK = r"(?!\s+(a|an|the|some|at|in|into|on|to|by|for|over|off|out|up|mes
 #: … and any verb before a photo shoot: "shoot her senior portraits".
 _NOT_PHOTO = r"(?!(\s+\w+){0,2}\s+(photos?|pictures?|pics?|portraits?|headshots?|videos?|sessions?|shoot|wedding|engagement|senior)\b)"
 #: Verbs with no harmless sense when a person is their object.
-_STRONG = r"(kill|murder|stab|strangle|choke|smother|suffocate|poison|drug|roofie|mug|rob|assault|attack|punch|slap|shoot|maim|cripple|blindside)"
-#: Verbs with harmless senses too (games, contact, haircuts).
-_MILD = r"(kick|beat|hurt|harm|jump|hit|break|pop|cut|burn|ambush|corner|rough|smack|bash|knock|run over)"
+_STRONG = r"(kill|murder|stab|strangle|choke|smother|suffocate|poison|drug|roofie|mug|rob|assault|punch|slap|shoot|maim|cripple)"
+#: Verbs with harmless senses too (games and sports, contact, haircuts).
+_MILD = (
+    r"(kick|beat|hurt|harm|jump|hit|break|pop|cut|burn|ambush|corner|rough|smack|bash|knock|run over|attack|blindside)"
+)
 
 
 @dataclass(frozen=True, slots=True)
