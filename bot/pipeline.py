@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -328,9 +329,9 @@ def quote_passages(passages: list[Passage], question: str, similarity: LineSimil
             scores.append(float(shared) if shared else None)
         else:
             scores.append(float(sims[i]) if shared or sims[i] >= QUOTE_MIN_SIMILARITY else None)
-    # Lines far less like the question than the best one are not quoted.
+    # Lines far less like the question than the best one are not quoted (the best always is).
     best = max((x for x in scores if x is not None), default=0.0)
-    floor = QUOTE_RELATIVE * best if sims is not None else 0.0
+    floor = QUOTE_RELATIVE * best if sims is not None and best > 0 else -math.inf
     blocks: list[tuple[float, str]] = []
     start = 0
     for p, body in bodies:

@@ -65,6 +65,9 @@ def test_quoted_lines_rank_by_similarity_and_weak_ones_are_left_out() -> None:
     # A line far less like the question than the best one is left out, and with it a passage.
     similar["First-year"] = 0.3
     assert "campus.md" not in quote_passages([campus, costs], "how much is it to live in the dorms", similarity)
+    # A line that shares a word is quoted even when the model finds it unlike the question.
+    similar.update({"Housing": -0.1, "Tuition": -0.2, "First-year": -0.3})
+    assert "Housing and meals" in quote_passages([costs], "housing?", similarity)
     # Without similarity, lines rank by the words they share.
     assert quote_passages([campus, costs], "how much is it to live in the dorms").endswith(
         "live on campus.\n— campus.md"
