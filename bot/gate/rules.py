@@ -28,9 +28,10 @@ _PERSON = r"(someone|somebody|a person|people|him|her|them|my (wife|husband|boss
 _ROLE = r"(ex|wife|husband|boss|neighbou?r|girlfriend|boyfriend|roommate|teacher|coworker|classmate|coach|instructor|trainer|lifeguard|librarian|driver|manager|owner|clerk|cashier|receptionist|nurse|doctor|vet|landlord|tenant|guy|girl|woman|man|lady|dude|kid|boy|member|player|referee|ref|umpire|parent|mom|dad|brother|sister|son|daughter|guard|leader|coordinator|tutor|bouncer|bartender|photographer|groomer|pitcher|goalie|captain|carrier|president|director|officer|attendant|ranger|custodian|janitor|principal|counsel+or|volunteer|worker|employee|pharmacist|dentist|therapist|stylist|barber|waiter|waitress|student|resident|patient|visitor|customer|rider|passenger|staff|supervisor|chaperone|babysitter|nanny|mechanic|plumber)s?"
 #: "her" as the one attacked, not as an owner ("beat her up", not "beat her time").
 _HER = r"her(?=\s+(up|down|off|out|in|with|now|again|badly|bad|hard|good|dead|so|until|and|or|when|if|after|before|at|for|to|from|tomorrow|tonight|today|while|because|outside|real|too|already|myself|senseless|unconscious)\b|\s*$)"
-#: Someone the asker could attack: a pronoun, or a person named by role or relation.
-_TARGET = rf"(him|{_HER}|them|someone|somebody|people|children|kids|a (child|kid|baby|woman|man|girl|boy|person)|that (guy|girl|woman|man|kid|lady|dude|bitch|bastard|jerk|prick)|(my|his|her|their|the|that|this|our|your)( \w+){{0,2}} {_ROLE})"
+#: The one attacked, pointed at: "him", "her", "them", "that guy".
 _TARGET_PRONOUN = rf"(him|{_HER}|them|that (guy|girl|woman|man|kid|lady|dude|bitch|bastard|jerk|prick))"
+#: Someone the asker could attack: as above, anyone, or a person named by role or relation.
+_TARGET = rf"({_TARGET_PRONOUN}|someone|somebody|people|children|kids|a (child|kid|baby|woman|man|girl|boy|person)|(my|his|her|their|the|that|this|our|your)( \w+){{0,2}} {_ROLE})"
 #: The asker means to do it: "how do i", "i want to", "im gonna", "help me", "should i".
 _INTENT = r"(how (do|can|could|would|should|to) (i|we|you|someone)|how to|(i|we) (want|wanna|need|am going|are going|m going|re going|plan|intend|would like|d like) to|(i|we)( will|ll| am gonna| m gonna| gonna| re gonna| are gonna)|im gonna|gonna|going to|help me|lets|let s|ways? to|best way to|easiest way to|teach me (how )?to|should i|can i|could i|is it ok to|thinking (of|about)|need (help|tips|someone) (to )?|tips (to|on|for))"
 #: Harmless senses the milder verbs have before these words: "beat him at chess", "hit him up", "kick her out".
