@@ -489,6 +489,27 @@ def test_a_victim_asking_for_help_is_not_blocked_on_the_classifier_alone(embedde
     assert verdicts[2:] == ["block", "block"]
 
 
+async def test_a_safety_question_needs_less_evidence_that_it_is_the_scopes(embedder: Embedder) -> None:
+    # The campground's files say nothing about theft, so the classifier gave this 0.57 (< 0.73) and the camper was
+    # told the bot only answers questions about the campground. A safety question needs one logit less (P ≥ 0.50).
+    config = load_config(DATA / "gate" / "unseen2.toml")
+    gate = _gate_for(embedder, config)
+    campground = config.scope("campground")
+    theft = await gate.screen_prompt(
+        campground, "Someone took our cooler from our campsite overnight, who do we report theft to?"
+    )
+    assert theft.verdict == "answer", theft.reason
+    assert "a safety question" in theft.reason and 0.5 <= theft.score < 0.73
+    # Strictness still applies to it, and other scopes' safety questions are still refused.
+    strict = await gate.screen_prompt(
+        campground.model_copy(update={"strictness": 1.0}),
+        "Someone took our cooler from our campsite overnight, who do we report theft to?",
+    )
+    assert strict.verdict == "refuse"
+    bus = await gate.screen_prompt(campground, "a man threatened me on the route 9 bus, who do I report it to?")
+    assert bus.verdict == "refuse", bus.reason
+
+
 async def test_answers_restating_the_knowledge_pass_the_output_screen(gate: ScopeGate, library: ScopeConfig) -> None:
     for answer in (
         "Fines were eliminated in 2022; lost items are billed at replacement cost.",

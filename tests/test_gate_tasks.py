@@ -16,6 +16,7 @@ from bot.gate.tasks import (
     service_question,
     what_is_asked,
 )
+from bot.gate.topic import asks_about_safety
 
 
 @pytest.mark.parametrize(
@@ -330,3 +331,25 @@ def test_a_place_named_after_the_organisation_is_its_own() -> None:
     cafe = normalize("how much are drinks at the Harborview City Zoo Safari Cafe").clean
     assert named_place(cafe, ZOO_WORDS.__contains__, ZOO_WORDS) == "harborview city zoo safari cafe"
     assert named_place(cafe, ZOO_WORDS.__contains__, ZOO_WORDS, zoo) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "safety"),
+    [
+        ("someone took our cooler from our campsite overnight, who do we report theft to?", True),
+        ("my bike was stolen from the rack outside birch hall", True),
+        ("i think the eggs i bought from a vendor made my family sick", True),
+        ("a man was yelling and threatening people in line, should i call the police", True),
+        ("is it safe to ride it in for a repair or should i walk it", True),
+        ("i left my charger in my room, is there a lost and found", True),
+        ("what's the evacuation plan if there's a fire during a performance", True),
+        # Not a theft, an injury, a threat or a danger: the classifier's threshold is the scope's.
+        ("how do i steal a bike from the rack", False),
+        ("i'm sick this week, can my neighbor pick up my food", False),
+        ("how long before my appointment do i need to do the allergy test", False),
+        ("is it open on sundays", False),
+        ("what staples should i keep in my pantry for emergencies", False),
+    ],
+)
+def test_safety_questions_are_recognised(text: str, safety: bool) -> None:
+    assert asks_about_safety(text) is safety

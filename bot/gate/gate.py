@@ -36,7 +36,7 @@ from bot.gate.harm import ScreenModels, load_models, views
 from bot.gate.normalize import Normalized, clean_text, normalize
 from bot.gate.rules import match_joined, match_rules
 from bot.gate.tasks import organisation_names, what_is_asked
-from bot.gate.topic import ScopeIndex, build_indexes
+from bot.gate.topic import ScopeIndex, asks_about_safety, build_indexes
 from bot.gate.wordlists import WordLists
 from bot.knowledge import Chunk, KnowledgeIndex, terms
 
@@ -357,16 +357,19 @@ class ScopeGate:
             return GateResult(asked.verdict, scope.name, asked.reason, score, rule=asked.rule)
         # The topic classifier judges the whole question (the first view, `norm.clean`).
         p = float(self._models.topic.probability(index.features(vecs[:1], prepared.texts[:1]))[0])
-        threshold = self._models.topic.threshold_for(scope.strictness)
+        safety = asks_about_safety(norm.clean.lower())
+        threshold = self._models.topic.threshold_for(scope.strictness, safety=safety)
         example, similarity = index.nearest(vecs[0])
+        kind = ", a safety question" if safety else ""
         if p >= threshold:
             return GateResult(
-                "answer", scope.name, f"in scope ({p:.2f} ≥ {threshold:.2f}); closest: {example!r} ({similarity:.2f})",
+                "answer", scope.name,
+                f"in scope ({p:.2f} ≥ {threshold:.2f}{kind}); closest: {example!r} ({similarity:.2f})",
                 p, rule="topic", nearest=example,
             )  # fmt: skip
         return GateResult(
             "refuse", scope.name,
-            f"out of scope ({p:.2f} < {threshold:.2f}); nearest in-scope example: {example!r} ({similarity:.2f})",
+            f"out of scope ({p:.2f} < {threshold:.2f}{kind}); nearest in-scope example: {example!r} ({similarity:.2f})",
             p, rule="topic", nearest=example,
         )  # fmt: skip
 

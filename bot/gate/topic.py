@@ -11,7 +11,8 @@ that are not the ones it is evaluated on (bot/gate/training/), so it transfers t
 retraining.
 
 `strictness` (0..1) shifts the decision threshold in logit space: 0.5 is the calibrated point, each 0.1
-moves it by `STRICTNESS_LOGITS / 5` logits (0 answers more, 1 refuses more).
+moves it by `STRICTNESS_LOGITS / 5` logits (0 answers more, 1 refuses more). A safety question (`asks_about_safety`:
+a theft, an injury, a threat or a danger to report) needs `SAFETY_LOGITS` fewer.
 """
 
 from __future__ import annotations
@@ -34,6 +35,29 @@ from bot.knowledge import Chunk, terms
 NEGATIVE_FILTER = 0.75
 #: Logits the threshold moves between strictness 0.5 and 0 or 1.
 STRICTNESS_LOGITS = 2.0
+#: Logits a safety question's threshold is below the scope's (at strictness 0.5: P ≥ 0.50 instead of 0.73).
+SAFETY_LOGITS = 1.0
+#: Someone asking what to do about a theft, an injury, a threat or a danger, or whom to report it to ("someone took
+#: our cooler from our campsite overnight, who do we report theft to?"). The scope's files rarely cover incidents, so
+#: the classifier underrates these questions, and refusing a victim costs more than another scope's safety question
+#: answered ("I have nothing on that"). The screens before the classifier still apply: this only moves its threshold.
+_SAFETY = re.compile(
+    r"\b(?:who|where|how|whom)\s+(?:do|should|can|could|would)\s+(?:i|we)\s+(?:report|tell|contact|call|talk\s+to|speak\s+to)\b"
+    r"|\breport\s+(?:it|this|that|a|an|the|them|him|her|someone)\b|\blost\s+and\s+found\b|\bcall\s+(?:the\s+)?(?:police|security|911)\b"
+    r"|\b(?:stolen|stole|broke\s+into|broken\s+into|harassed|threatened|threatening|vandali[sz]ed|scammed|unsafe|evacuat\w*|"
+    r"injured|injury|injuries|first\s+aid)\b"
+    r"|\b(?:someone|somebody|a\s+man|a\s+woman|a\s+guy|he|she|they)\s+(?:took|stole|hit|grabbed|followed|yelled|threatened|"
+    r"attacked|harassed)\b"
+    r"|\b(?:is|was|are)\s+(?:it|this|that|they)\s+(?:safe|dangerous|toxic|poisonous|a\s+scam|legit)\b"
+    r"|\bmade\s+(?:me|us|him|her|them|my\s+\w+|our\s+\w+)\s+sick\b"
+)
+
+
+def asks_about_safety(lowered: str) -> bool:
+    """Whether a lower-cased question asks about a theft, an injury, a threat or a danger (see `_SAFETY`)."""
+    return _SAFETY.search(lowered) is not None
+
+
 #: How many of the nearest positives, generic negatives and other scopes' texts the classifier looks at.
 TOP_K = 5
 _WORD = re.compile(r"\w+")
@@ -236,8 +260,8 @@ class TopicModel:
         z = features @ self.coef + self.intercept
         return np.asarray(1.0 / (1.0 + np.exp(-z)))
 
-    def threshold_for(self, strictness: float) -> float:
-        """The probability a question needs at this strictness."""
+    def threshold_for(self, strictness: float, *, safety: bool = False) -> float:
+        """The probability a question needs at this strictness (`safety`: a safety question, `SAFETY_LOGITS` less)."""
         t = min(max(self.threshold, 1e-6), 1 - 1e-6)
-        logit = math.log(t / (1 - t)) + (strictness - 0.5) * 2 * STRICTNESS_LOGITS
+        logit = math.log(t / (1 - t)) + (strictness - 0.5) * 2 * STRICTNESS_LOGITS - (SAFETY_LOGITS if safety else 0.0)
         return 1.0 / (1.0 + math.exp(-logit))
