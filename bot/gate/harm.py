@@ -120,9 +120,16 @@ class IntentModel:
 
     #: The support vectors' squared norms, computed once: the kernel needs them for every question.
     support_norms: np.ndarray = field(init=False, repr=False)
+    #: The harmful support vectors' indices and the vectors themselves, for `category` (copied once, not per block).
+    harmful_support: np.ndarray = field(init=False, repr=False)
+    harmful_rows: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "support_norms", (self.support * self.support).sum(axis=1))
+        known = bool(self.categories) and len(self.support_category) == len(self.support)
+        rows = np.flatnonzero(self.support_category >= 0) if known else np.zeros(0, dtype=np.int64)
+        object.__setattr__(self, "harmful_rows", rows)
+        object.__setattr__(self, "harmful_support", self.support[rows])
 
     def _kernel(self, vecs: Vectors, *, blas: bool = False) -> np.ndarray:
         """The RBF kernel between `vecs` and the support vectors (`blas`: the cross products in one threaded
@@ -149,13 +156,10 @@ class IntentModel:
         """The category most of the `CATEGORY_NEIGHBOURS` harmful training requests nearest to `vec` share (a
         tie goes to the nearer one), if known. Held out a batch at a time, this names the written category of
         75 % of the training requests; the support vector weighing most in the score named 43 %."""
-        if not self.categories or len(self.support_category) != len(self.support):
+        if not len(self.harmful_rows):
             return None
-        harmful = np.flatnonzero(self.support_category >= 0)
-        if not len(harmful):
-            return None
-        similarity = _dot(vec[None, :], self.support[harmful])[0]
-        nearest = harmful[np.argsort(-similarity)[:CATEGORY_NEIGHBOURS]]
+        similarity = _dot(vec[None, :], self.harmful_support)[0]
+        nearest = self.harmful_rows[np.argsort(-similarity)[:CATEGORY_NEIGHBOURS]]
         votes = Counter(int(c) for c in self.support_category[nearest])
         best = max(votes.values())
         first = next(int(c) for c in self.support_category[nearest] if votes[int(c)] == best)
