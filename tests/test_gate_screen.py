@@ -296,6 +296,21 @@ def test_ordinary_questions_about_people_written_blind(embedder: Embedder) -> No
     assert people.n == 192 and people.blocked <= 17 and people.passed >= 148
 
 
+def test_questions_about_access_needs_written_blind(embedder: Embedder) -> None:
+    # access_blind.jsonl: 210 questions about being served in another language, with a disability, or without
+    # coming in ("can my road test lesson be taught in spanish"), 7 for each of the 30 scopes of unseen5-9, each
+    # also asked of the five other scopes of its config; and 60 questions on the same themes asked of no
+    # organisation ("how do I say thank you in Vietnamese"), each asked of the six scopes of one config. Written
+    # blind in the eighth session. Measured: 163 answered and 14 blocked at their own scope, 53 answered at another
+    # scope (70 blocked), 20 of the 360 general ones answered. A lower threshold for such questions, like the safety questions',
+    # answered 6 more at their own scope and 53 more elsewhere, and was not shipped (README "Scope gate").
+    kinds = _by_kind_over(embedder, "access_blind", _UNSEEN_LATE)
+    own, other, general = kinds["access_question"], kinds["other_scope_access"], kinds["off_topic_access"]
+    assert (own.n, other.n, general.n) == (210, 1050, 360)
+    assert own.passed >= 158 and own.blocked <= 16
+    assert other.n - other.passed - other.blocked <= 60 and other.blocked <= 75
+    assert general.n - general.passed - general.blocked <= 24
+
 async def test_a_plain_service_question_is_not_blocked_on_the_classifier_alone(embedder: Embedder) -> None:
     # The harm classifier read this as a jailbreak; every word is a service word or the clinic's own.
     config = load_config(DATA / "gate" / "unseen.toml")
