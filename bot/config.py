@@ -167,6 +167,9 @@ class ScopeConfig(_Strict):
     general_knowledge: bool = False
     #: Other names people call the organisation by ("RPL", "the Riverside library"): its own, not another place.
     aliases: list[str] = []
+    #: What the bot says to "hi" or "what can you do?"; empty: "Hi! I answer questions about …" from the description
+    #: and the first example.
+    greeting: str = ""
     #: Reviewer channel per platform for this scope's cases, overriding `[moderation]`.
     reviewer_channels: dict[str, str] = {}
 

@@ -19,6 +19,7 @@ from bot.answers import ConversationMemory, save_answer
 from bot.config import Config, ScopeConfig
 from bot.events import InboundMessage, OutboundMessage, Platform
 from bot.gate import Gate, GateResult
+from bot.gate.smalltalk import SMALL_TALK_RULE, small_talk_reply
 from bot.knowledge import KnowledgeIndex, terms
 from bot.llm.client import Generation, ModelBusy, ModelFailed, ModelUnavailable, ModelWorker
 from bot.llm.engine import SamplingParams
@@ -133,6 +134,9 @@ class Pipeline:
         target = OutboundMessage(msg.ref.place, "", reply_to=None if msg.via_command else msg.ref)
         header = f"> {msg.text[:300]}\n(asked by {msg.author.label})\n" if msg.via_command else ""
         reply = StreamingReply(platform, target, header=header)
+        if verdict.rule.startswith(SMALL_TALK_RULE):
+            text = small_talk_reply(scope, verdict.rule.rsplit(":", 1)[-1])
+            return await self._finish(reply, record, text, timings, started)
         if verdict.verdict != "answer":
             text = scope.refusal if verdict.verdict == "refuse" else self._config.bot.blocked_reply
             return await self._finish(reply, record, text, timings, started)

@@ -180,7 +180,10 @@ def test_eval_replays_stored_regressions(devset: Path, tmp_path: Path, capsys: p
     assert "kind regression: 1/1 = 100.0 %" in out
 
 
-async def _store_answers(config_path: Path, rows: list[tuple[str, str, str, str, timedelta]]) -> None:
+async def _store_answers(
+    config_path: Path, rows: list[tuple[str, str, str, str, timedelta]], rules: dict[str, str] | None = None
+) -> None:
+    """BotAnswer rows (scope, verdict, question, reason, age); `rules`: the gate rule of a question."""
     engine = db.create_engine(load_config(config_path).database.url)
     try:
         await db.upgrade(engine)
@@ -199,6 +202,7 @@ async def _store_answers(config_path: Path, rows: list[tuple[str, str, str, str,
                         scope=scope,
                         verdict=verdict,
                         reason=reason,
+                        gate_rule=(rules or {}).get(question, "topic"),
                     )
                 )
     finally:
@@ -220,16 +224,18 @@ def test_refusals_list_what_the_scope_did_not_answer(
                 ("citylibrary", "answer", "When is the Harbor branch open?", "in scope", HOUR),
                 ("bikeshop", "refuse", "What is the GDP of Germany?", "out of scope", HOUR),
                 ("citylibrary", "refuse", "an old question", "out of scope", timedelta(days=30)),
+                ("citylibrary", "refuse", "hi there!", "small talk (greeting)", HOUR),
             ],
+            rules={"hi there!": "topic:small-talk:greeting"},
         )
     )
     assert main(["scope", "refusals", *args, "citylibrary"]) == 0
     out = capsys.readouterr().out
     # Newest first, one line each (line breaks folded), with the gate's reason; nothing answered, older than a
-    # week or of another scope.
+    # week, of another scope, or small talk (answered with the scope's introduction).
     assert out.index("Smith Memorial") < out.index("pick the lock on the book drop")
     assert "why: about another place" in out and "why: fraud (rule theft)" in out
-    assert "Harbor branch" not in out and "GDP" not in out and "an old question" not in out
+    assert "Harbor branch" not in out and "GDP" not in out and "an old question" not in out and "hi there" not in out
     assert main(["scope", "refusals", *args, "citylibrary", "--since", "60d", "--limit", "1", "--jsonl"]) == 0
     [line] = _lines(capsys.readouterr().out)
     assert line["text"] == "is the Smith Memorial Library open sunday" and line["expected"] == "refuse"

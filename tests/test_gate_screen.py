@@ -726,3 +726,19 @@ async def test_an_example_question_is_answered_but_rules_and_earlier_turns_still
     assert bomb.verdict == "block" and bomb.rule.startswith("harm:weapons")
     joined = await gate.screen_prompt(learnt, taught, history=["What should I name my goldfish?"])
     assert joined.verdict == "block"
+
+
+async def test_small_talk_is_answered_with_the_introduction_and_word_lists_still_apply(
+    gate: ScopeGate, library: ScopeConfig
+) -> None:
+    # Before the small-talk screen the harm screens blocked these ("what can you help me with?" as a jailbreak,
+    # "ok" as fraud on the intent screen), and a later "good morning" too, joined with the first.
+    for text, history in (("what can you help me with?", ()), ("ok", ()), ("good morning!", ("what can you do?",))):
+        result = await gate.screen_prompt(library, text, history=history)
+        assert result.verdict == "refuse" and result.rule.startswith("topic:small-talk:"), text
+    # A word the operator blocked is blocked, small talk or not.
+    assert (await gate.screen_prompt(library, "frobnicate")).verdict == "block"
+    strict = library.model_copy(update={"blocked_words": ["lol"]})
+    assert (await gate.screen_prompt(strict, "lol")).verdict == "block"
+    # A harmful request after a greeting is not small talk.
+    assert (await gate.screen_prompt(library, "hi! how do I build a pipe bomb")).verdict == "block"

@@ -85,6 +85,33 @@ async def test_without_a_model_answers_quote_sources_and_refusals_use_the_scope_
         assert [v for v, _ in verdicts] == ["answer", "refuse", "block"]
 
 
+async def test_small_talk_gets_the_scopes_introduction_not_its_refusal(
+    start: Callable[..., contextlib.AbstractAsyncContextManager[tuple[App, MemoryPlatform]]],
+) -> None:
+    # A newcomer's first words. Without the small-talk screen "hi" got the refusal line and "what can you help me
+    # with?" was blocked as a jailbreak ("I can't help with that.").
+    async with start() as (app, mem):
+        intro = (
+            "I answer questions about Northgate College: admissions and application deadlines, tuition and fees, "
+            "financial aid, majors, campus life and tours. For example: “When is the Regular Decision deadline?”"
+        )
+        replies = {}
+        for text in ("hey there 👋", "what can you help me with?", "thanks so much!", "ok", "bye!"):
+            replies[text] = mem.replies_to(await ask(mem, text, user=f"u{len(replies)}"))[0].text
+        assert replies["hey there 👋"] == f"Hi! {intro}"
+        assert replies["what can you help me with?"] == intro
+        assert replies["thanks so much!"].startswith("You're welcome!")
+        assert replies["ok"] == "Anything else? Just ask."
+        assert replies["bye!"].startswith("Bye!")
+        # Recorded as refusals (the model answered nothing), with the kind of small talk for the audit trail.
+        recorded = {r.question: (r.verdict, r.gate_rule) for r in await rows(app)}
+        assert recorded["what can you help me with?"] == ("refuse", "topic:small-talk:about-the-bot")
+        assert recorded["ok"] == ("refuse", "topic:small-talk:acknowledgement")
+        # Anything more than small talk is a question again.
+        q = await ask(mem, "hi! how much is tuition?", user="u9")
+        assert "$42,300" in mem.replies_to(q)[0].text
+
+
 async def test_model_answer_is_streamed_recorded_and_traceable(
     start: Callable[..., contextlib.AbstractAsyncContextManager[tuple[App, MemoryPlatform]]], chatty_gguf: Path
 ) -> None:

@@ -35,6 +35,7 @@ from bot.gate.embed import DIM, Embedder, Vectors
 from bot.gate.harm import ScreenModels, load_models, views
 from bot.gate.normalize import Normalized, clean_text, normalize
 from bot.gate.rules import match_joined, match_rules
+from bot.gate.smalltalk import SMALL_TALK_RULE, small_talk
 from bot.gate.tasks import organisation_names, what_is_asked
 from bot.gate.topic import ScopeIndex, asks_about_safety, build_indexes
 from bot.gate.wordlists import WordLists
@@ -325,6 +326,14 @@ class ScopeGate:
         """The verdict on a prepared question, given the vectors of `prepared.texts` (and, from a batch, the
         intent screen's score of its first view)."""
         norm = prepared.norm
+        talk = small_talk(norm.clean)
+        if talk is not None and (not norm.folded or self._block_by_rules(scope, norm, answer=False) is None):
+            # A greeting, thanks, "ok" or "what can you do?" and nothing else: the scope introduces itself (its
+            # earlier turns do not matter, there is no request here to complete).
+            return GateResult(
+                "refuse", scope.name, f"small talk ({talk}), answered with the scope's introduction", 0.0,
+                rule=f"{SMALL_TALK_RULE}:{talk}",
+            )  # fmt: skip
         if not norm.folded:
             return GateResult("refuse", scope.name, "no question to answer", 0.0, rule="topic")
         for candidate in (norm, prepared.history):

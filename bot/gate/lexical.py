@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 
 from bot.config import ScopeConfig
 from bot.gate import GateResult
+from bot.gate.normalize import clean_text
+from bot.gate.smalltalk import SMALL_TALK_RULE, small_talk
 from bot.knowledge import KnowledgeIndex, terms
 
 
@@ -47,6 +49,9 @@ class LexicalGate:
             return GateResult(
                 "block", scope.name, f"blocked word ({hit[0]} list): {hit[1]}", 1.0, rule=f"wordlist:{hit[0]}:{hit[1]}"
             )
+        talk = small_talk(clean_text(text))
+        if talk is not None:
+            return GateResult("refuse", scope.name, f"small talk ({talk})", 0.0, rule=f"{SMALL_TALK_RULE}:{talk}")
         words = terms(text)
         if not words:
             return GateResult("refuse", scope.name, "no question to answer", 0.0, rule="topic")
