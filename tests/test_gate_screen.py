@@ -311,6 +311,7 @@ def test_questions_about_access_needs_written_blind(embedder: Embedder) -> None:
     assert other.n - other.passed - other.blocked <= 60 and other.blocked <= 75
     assert general.n - general.passed - general.blocked <= 24
 
+
 async def test_a_plain_service_question_is_not_blocked_on_the_classifier_alone(embedder: Embedder) -> None:
     # The harm classifier read this as a jailbreak; every word is a service word or the clinic's own.
     config = load_config(DATA / "gate" / "unseen.toml")
