@@ -199,6 +199,10 @@ class BotConfig(_Strict):
     blocked_words: list[str] = []
     apology: str = "Sorry, something went wrong on my side. Please try again in a moment."
     blocked_reply: str = "I can't help with that."
+    #: Added to `blocked_reply` when a learned screen (not a rule or a word list) blocked the question: they misread
+    #: some ordinary questions, and a flag lets a moderator teach the scope ("Should have answered"). `{flag}` is
+    #: the first of `[moderation] flag_emojis`; empty: nothing added.
+    misread_hint: str = "If I misread you, react to this message with {flag} and a moderator will take a look."
     #: Scope for mentions and direct messages outside any bound channel; default: the first scope.
     default_scope: str | None = None
     #: Questions one member may ask per minute; beyond it they are asked, once, to slow down.

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.answers import ConversationMemory, save_answer
 from bot.config import Config, ScopeConfig
 from bot.events import InboundMessage, OutboundMessage, Platform
-from bot.gate import Gate, GateResult
+from bot.gate import Gate, GateResult, learned_block
 from bot.gate.smalltalk import SMALL_TALK_RULE, small_talk_reply
 from bot.knowledge import KnowledgeIndex, terms
 from bot.llm.client import Generation, ModelBusy, ModelFailed, ModelUnavailable, ModelWorker
@@ -138,7 +138,7 @@ class Pipeline:
             text = small_talk_reply(scope, verdict.rule.rsplit(":", 1)[-1])
             return await self._finish(reply, record, text, timings, started)
         if verdict.verdict != "answer":
-            text = scope.refusal if verdict.verdict == "refuse" else self._config.bot.blocked_reply
+            text = scope.refusal if verdict.verdict == "refuse" else self._blocked_reply(verdict)
             return await self._finish(reply, record, text, timings, started)
 
         t = time.perf_counter()
@@ -151,6 +151,14 @@ class Pipeline:
         return await self._generate(
             msg=msg, scope=scope, reply=reply, record=record, passages=passages, timings=timings, started=started
         )
+
+    def _blocked_reply(self, verdict: GateResult) -> str:
+        """`blocked_reply`; after a learned screen's block, with the hint that a flag brings a moderator."""
+        bot, flags = self._config.bot, self._config.moderation.flag_emojis
+        if not (bot.misread_hint and flags and learned_block(verdict.rule)):
+            return bot.blocked_reply
+        flag = "🚩" if flags[0] == "flag" else f":{flags[0]}:"
+        return f"{bot.blocked_reply} {bot.misread_hint.replace('{flag}', flag)}"
 
     async def _quote(self, scope: ScopeConfig, passages: list[Passage], question: str) -> str:
         """The answer without a model: the passages' lines that answer the question (off the event loop: the
