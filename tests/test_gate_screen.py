@@ -193,13 +193,14 @@ def test_heldout_rates_do_not_regress(embedder: Embedder) -> None:
 @pytest.mark.parametrize(
     ("name", "scope", "other", "hard"),
     [
-        ("unseen", "housing", 0.9, 0.5),
+        ("unseen", "housing", 0.9, 0.6),
         ("unseen2", "shelter", 0.9, 0.5),
         ("unseen3", "zoo", 0.9, 0.5),
         ("unseen4", "bowling", 0.9, 0.5),
-        # Written blind this session; measured 85/96 and 86/96 other-scope, 23/48 and 18/48 hard negatives.
-        ("unseen5", "drivingschool", 0.85, 0.4),
-        ("unseen6", "cowork", 0.85, 0.33),
+        # Written blind this session; measured 85/96 and 86/96 other-scope, 23/48 and 18/48 hard negatives (25/48
+        # and 23/48 since the eighth session's general-advice threshold).
+        ("unseen5", "drivingschool", 0.85, 0.45),
+        ("unseen6", "cowork", 0.85, 0.4),
         # Written blind in the fifth session: 86/96 and 88/96 other-scope, 17/48 and 19/48 hard negatives.
         ("unseen8", "bookshop", 0.85, 0.33),
         ("unseen9", "elections", 0.85, 0.33),
@@ -573,6 +574,23 @@ async def test_a_safety_question_needs_less_evidence_that_it_is_the_scopes(embed
     assert strict.verdict == "refuse"
     bus = await gate.screen_prompt(campground, "a man threatened me on the route 9 bus, who do I report it to?")
     assert bus.verdict == "refuse", bus.reason
+
+
+async def test_general_advice_needs_more_evidence_that_it_is_the_scopes(embedder: Embedder) -> None:
+    # The coworking space's classifier gave the chair 0.78 (≥ 0.73): answered, a hard negative. General advice not
+    # asked of the organisation is judged as at strictness 1 (P ≥ 0.95): 17 more of the 384 hard negatives of the
+    # unseen sets refused, no in-scope question lost on any set (README "Scope gate").
+    config = load_config(DATA / "gate" / "unseen6.toml")
+    gate = _gate_for(embedder, config)
+    cowork = config.scope("cowork")
+    chair = await gate.screen_prompt(cowork, "what's the best ergonomic office chair under $300")
+    assert chair.verdict == "refuse" and "general advice" in chair.reason and 0.73 <= chair.score < 0.95
+    # The scope's own offer in the same form is still answered, and so is anything asked of it.
+    desk = await gate.screen_prompt(cowork, "what's the best desk for a two-person team")
+    assert desk.verdict == "answer", desk.reason
+    golf = config.scope("golf")
+    lessons = await gate.screen_prompt(golf, "which lessons are best for you if you're a beginner?")
+    assert lessons.verdict == "answer" and "general advice" not in lessons.reason
 
 
 def test_the_classifier_alone_does_not_block_what_resembles_an_ordinary_question_more_than_a_harmful_one() -> None:

@@ -16,7 +16,7 @@ from bot.gate.tasks import (
     service_question,
     what_is_asked,
 )
-from bot.gate.topic import asks_about_safety
+from bot.gate.topic import asks_about_safety, asks_for_general_advice
 
 
 @pytest.mark.parametrize(
@@ -353,3 +353,26 @@ def test_a_place_named_after_the_organisation_is_its_own() -> None:
 )
 def test_safety_questions_are_recognised(text: str, safety: bool) -> None:
     assert asks_about_safety(text) is safety
+
+
+@pytest.mark.parametrize(
+    ("text", "advice"),
+    [
+        ("what's the best used car for a new teen driver", True),
+        ("best exercises to build finger strength for climbing", True),
+        ("how do i change my own oil in the driveway at home", True),
+        ("how do I build a putting green in my backyard", True),
+        ("who won the stanley cup in 2019", True),
+        ("how do tax brackets work", True),
+        ("what's the difference between biodegradable and compostable plastic", True),
+        # Asked of the organisation, or about its own offer or visit: the scope's threshold.
+        ("which membership is best for you?", False),
+        ("what's the difference between your day pass and the 10-visit card", False),
+        ("what's the best time to visit", False),
+        ("what's the best plan for a family of four", False),
+        ("what's the best way to pay my bill", False),
+        ("how much is a lesson", False),
+    ],
+)
+def test_general_advice_is_recognised(text: str, advice: bool) -> None:
+    assert asks_for_general_advice(text.lower()) is advice

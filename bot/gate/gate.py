@@ -37,7 +37,7 @@ from bot.gate.normalize import Normalized, clean_text, normalize
 from bot.gate.rules import match_joined, match_rules
 from bot.gate.smalltalk import SMALL_TALK_RULE, small_talk
 from bot.gate.tasks import organisation_names, what_is_asked
-from bot.gate.topic import ScopeIndex, asks_about_safety, build_indexes
+from bot.gate.topic import ScopeIndex, asks_about_safety, asks_for_general_advice, build_indexes
 from bot.gate.wordlists import WordLists
 from bot.knowledge import Chunk, KnowledgeIndex, terms
 
@@ -371,10 +371,12 @@ class ScopeGate:
             return GateResult(asked.verdict, scope.name, asked.reason, score, rule=asked.rule)
         # The topic classifier judges the whole question (the first view, `norm.clean`).
         p = float(self._models.topic.probability(index.features(vecs[:1], prepared.texts[:1]))[0])
-        safety = asks_about_safety(norm.clean.lower())
-        threshold = self._models.topic.threshold_for(scope.strictness, safety=safety)
+        lowered = norm.clean.lower()
+        safety = asks_about_safety(lowered)
+        advice = not safety and asks_for_general_advice(lowered)
+        threshold = self._models.topic.threshold_for(scope.strictness, safety=safety, advice=advice)
         example, similarity = index.nearest(vecs[0])
-        kind = ", a safety question" if safety else ""
+        kind = ", a safety question" if safety else ", general advice" if advice else ""
         if p >= threshold:
             return GateResult(
                 "answer", scope.name,

@@ -12,7 +12,8 @@ retraining.
 
 `strictness` (0..1) shifts the decision threshold in logit space: 0.5 is the calibrated point, each 0.1
 moves it by `STRICTNESS_LOGITS / 5` logits (0 answers more, 1 refuses more). A safety question (`asks_about_safety`:
-a theft, an injury, a threat or a danger to report) needs `SAFETY_LOGITS` fewer.
+a theft, an injury, a threat or a danger to report) needs `SAFETY_LOGITS` fewer; general advice not asked of the
+organisation (`asks_for_general_advice`: the best product, doing it yourself, how a thing works) `ADVICE_LOGITS` more.
 """
 
 from __future__ import annotations
@@ -56,6 +57,33 @@ _SAFETY = re.compile(
 def asks_about_safety(lowered: str) -> bool:
     """Whether a lower-cased question asks about a theft, an injury, a threat or a danger (see `_SAFETY`)."""
     return _SAFETY.search(lowered) is not None
+
+
+#: Logits a question in the form of general advice needs more: as if the scope's strictness were 0.5 higher.
+ADVICE_LOGITS = STRICTNESS_LOGITS
+#: The forms of general advice about a subject: the best product ("what's the best used car for a new teen
+#: driver"), doing it yourself ("how do I build a putting green in my backyard"), who won, how a thing works, the
+#: difference between two things. The classifier measures what a question is about and is sure of these (0.9 and
+#: more at the golf club); asked of the organisation ("which membership is best for you?") they are its own.
+_ADVICE = re.compile(
+    r"^(?:what(?:'?s|\s+is|\s+are)|which|whats)\s+(?:the\s+|a\s+)?(?:best|good|top|cheapest|safest|healthiest|easiest)\s+"
+    # … but not the organisation's own offer or visit: "the best time to come", "the best plan for a family".
+    r"(?!(?:way|ways|time|times|day|days|option|options|plan|plans|package|packages|deal|deals|membership|memberships"
+    r"|pass|passes|ticket|tickets|seat|seats|room|rooms|price|prices|rate|rates|entrance|phone|number|email|place\s+to)\b)"
+    r"|^(?:best|good)\s+\w+|\bwhich\s+\w+\s+(?:is|are)\s+(?:the\s+)?best\b"
+    r"|\bhow\s+(?:do|can|should|would)\s+(?:i|you|we)\b.*\b(?:myself|ourselves|at\s+home|"
+    r"in\s+(?:my|the|our)\s+(?:backyard|garage|driveway|house|yard|kitchen|apartment))\b"
+    r"|^who\s+(?:won|has\s+won|holds|is\s+the\s+(?:best|greatest|most))\b|\b(?:greatest|best)\s+(?:\w+\s+){1,2}"
+    r"(?:of\s+all\s+time|ever)\b"
+    r"|^how\s+(?:does|do)\s+(?!you\b|i\b|we\b|u\b)(?:\w+\s+){1,4}work\b|\bdifference\s+between\b"
+)
+#: Asked of the organisation: "you", "here", "we" (a member of it), "this place".
+_ASKED_OF_US = re.compile(r"\b(?:you|your|yours|u|ur|y'?all|ya|here|this\s+place|we|our|us)\b")
+
+
+def asks_for_general_advice(lowered: str) -> bool:
+    """Whether a lower-cased question asks for general advice about a subject, not of the organisation (`_ADVICE`)."""
+    return _ADVICE.search(lowered) is not None and _ASKED_OF_US.search(lowered) is None
 
 
 #: How many of the nearest positives, generic negatives and other scopes' texts the classifier looks at.
@@ -260,8 +288,10 @@ class TopicModel:
         z = features @ self.coef + self.intercept
         return np.asarray(1.0 / (1.0 + np.exp(-z)))
 
-    def threshold_for(self, strictness: float, *, safety: bool = False) -> float:
-        """The probability a question needs at this strictness (`safety`: a safety question, `SAFETY_LOGITS` less)."""
+    def threshold_for(self, strictness: float, *, safety: bool = False, advice: bool = False) -> float:
+        """The probability a question needs at this strictness (`safety`: a safety question, `SAFETY_LOGITS` less;
+        `advice`: general advice, `ADVICE_LOGITS` more)."""
         t = min(max(self.threshold, 1e-6), 1 - 1e-6)
         logit = math.log(t / (1 - t)) + (strictness - 0.5) * 2 * STRICTNESS_LOGITS - (SAFETY_LOGITS if safety else 0.0)
+        logit += ADVICE_LOGITS if advice else 0.0
         return 1.0 / (1.0 + math.exp(-logit))
