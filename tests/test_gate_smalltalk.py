@@ -79,7 +79,7 @@ def test_the_introduction_says_what_the_scope_answers_with_an_example() -> None:
     assert small_talk_reply(zoo, "greeting") == f"Hi! {introduction(zoo)}"
     # A description that does not start "Answers questions about …" is quoted as it is.
     odd = _scope(description="Tickets and opening hours of the Lakeside Zoo", examples=[])
-    assert introduction(odd) == "I answer questions with this: Tickets and opening hours of the Lakeside Zoo."
+    assert introduction(odd) == "I can help with this: Tickets and opening hours of the Lakeside Zoo."
     # The operator's own line wins, for greetings too.
     own = _scope(greeting="Welcome to the Lakeside Zoo helpdesk! Ask me about tickets or hours.")
     assert small_talk_reply(own, "greeting") == small_talk_reply(own, "about-the-bot") == own.greeting

@@ -116,19 +116,15 @@ def small_talk(clean: str) -> Kind | None:
 _INTRO = re.compile(r"^(?:answers|handles|helps\s+with|covers)\s+(?:\w+\s+)?questions\s+", re.I)
 
 
-def subject(scope: ScopeConfig) -> str:
-    """What the scope answers questions about, from its description ("Answers questions about Northgate College:
-    admissions …" gives "about Northgate College: admissions …"); the description itself otherwise."""
-    description = scope.description.strip().rstrip(".")
-    stripped = _INTRO.sub("", description)
-    return stripped if stripped != description else f"with this: {description}"
-
-
 def introduction(scope: ScopeConfig) -> str:
-    """What the bot says to "what can you do?": what it answers, and an example question (or `greeting`)."""
+    """What the bot says to "what can you do?" (or the scope's `greeting`): what it answers, from the description
+    ("Answers questions about Northgate College: admissions …" gives "I answer questions about Northgate College:
+    admissions …"), and the first example question."""
     if scope.greeting:
         return scope.greeting
-    line = f"I answer questions {subject(scope)}."
+    description = scope.description.strip().rstrip(".")
+    about = _INTRO.sub("", description)
+    line = f"I answer questions {about}." if about != description else f"I can help with this: {description}."
     if scope.examples:
         line += f" For example: “{scope.examples[0]}”"
     return line
