@@ -25,6 +25,8 @@ from bot.events import (
     ReactionAdded,
     Reply,
 )
+from bot.gate.normalize import clean_text
+from bot.gate.smalltalk import small_talk
 from bot.logs import request_id
 from bot.pipeline import Pipeline
 from bot.ratelimit import RateLimiter
@@ -87,10 +89,17 @@ class Dispatcher:
         """The scope a message is addressed to, or None when it is not for the bot."""
         if msg.author.is_bot:
             return None
+        addressed = msg.mentions_bot or msg.ref.place.is_direct or msg.via_command
         bound = self._scopes.bound_to(msg.ref.place)
         if bound is not None:
+            # In a channel bound to a scope every message is for the bot, but a bare "ok" or "lol" that does not
+            # name it is members talking among themselves: answering each one would only add noise. (A message of
+            # only emoji still gets its reply: a member who sent it should not wonder whether the bot is there.)
+            clean = clean_text(msg.text)
+            if not addressed and any(c.isalpha() for c in clean) and small_talk(clean) == "acknowledgement":
+                return None
             return bound
-        if msg.mentions_bot or msg.ref.place.is_direct or msg.via_command:
+        if addressed:
             return self._scopes.default
         return None
 

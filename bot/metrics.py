@@ -38,7 +38,7 @@ class Metrics:
         )
         self.verdicts = Counter(
             "scopebot_verdicts",
-            "Questions finished, by verdict (answer, refuse, block, busy, error).",
+            "Questions finished, by verdict (answer, refuse, block, small_talk, busy, error).",
             ["platform", "scope", "verdict"],
             registry=self.registry,
         )

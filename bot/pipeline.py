@@ -285,9 +285,13 @@ class Pipeline:
         record.timings = timings
         saved_id = await save_answer(self._sessions, answer=record, parts=refs, spool=self._spool)
         if self._metrics is not None:
+            # Small talk is stored as a refusal (nothing was answered) but counted apart, so that the refusal rate
+            # on a dashboard is the rate of questions refused.
+            small = record.gate_rule.startswith(SMALL_TALK_RULE)
             self._metrics.question_finished(
-                platform=record.platform, scope=record.scope, verdict=record.verdict, timings=timings
-            )
+                platform=record.platform, scope=record.scope, verdict="small_talk" if small else record.verdict,
+                timings=timings,
+            )  # fmt: skip
         log.info(
             "question %s: verdict=%s scope=%s reason=%s total=%.0f ms",
             record.request_id,

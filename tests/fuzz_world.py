@@ -209,6 +209,8 @@ def ask_memory(
     anything else silence; a message with an id no platform makes is refused, and logged, once."""
     from bot.dispatcher import MAX_QUESTION_CHARS
     from bot.events import Actor, InboundMessage
+    from bot.gate import normalize
+    from bot.gate.smalltalk import small_talk
     from bot.sanitize import clean_text
 
     before = world.run(world.count())
@@ -231,7 +233,10 @@ def ask_memory(
         assert replies == [] and world.run(world.count()) == before
         return
     assert refused == []
-    if how not in ("mention", "direct", "bound"):
+    said = normalize.clean_text(clean_text(text))
+    chatter = how == "bound" and any(c.isalpha() for c in said) and small_talk(said) == "acknowledgement"
+    if how not in ("mention", "direct", "bound") or chatter:
+        # Not for the bot; nor is a bare "ok" in a bound channel that does not name it (bot/dispatcher.py).
         assert replies == [] and world.run(world.count()) == before
         return
     assert len(replies) == 1, [r[:80] for r in replies]

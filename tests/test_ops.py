@@ -132,8 +132,10 @@ async def test_counters_and_histograms_move_as_questions_are_answered_refused_an
         await s.ask("hello", user="bob")  # addressed to the bot, so counted whatever the gate says
         m = await s.metrics()
         assert m[("scopebot_questions_total", q())] == 5
-        verdicts = {v: m.get(("scopebot_verdicts_total", q(verdict=v)), 0) for v in ("answer", "refuse", "block")}
+        kinds = ("answer", "refuse", "block", "small_talk")
+        verdicts = {v: m.get(("scopebot_verdicts_total", q(verdict=v)), 0) for v in kinds}
         assert verdicts["answer"] >= 2 and verdicts["refuse"] >= 1 and verdicts["block"] == 1
+        assert verdicts["small_talk"] == 1  # "hello": answered with the introduction, not counted as a refusal
         assert sum(verdicts.values()) == 5
         # One latency observation per finished question, in the +Inf bucket of its verdict.
         for v, n in verdicts.items():

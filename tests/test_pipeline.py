@@ -107,6 +107,12 @@ async def test_small_talk_gets_the_scopes_introduction_not_its_refusal(
         recorded = {r.question: (r.verdict, r.gate_rule) for r in await rows(app)}
         assert recorded["what can you help me with?"] == ("refuse", "topic:small-talk:about-the-bot")
         assert recorded["ok"] == ("refuse", "topic:small-talk:acknowledgement")
+        # In a channel bound to the scope, a bare "ok" that does not name the bot is left alone (members talking
+        # among themselves); named, or a greeting or thanks there, it is answered.
+        chatter = await ask(mem, "lol ok", channel="admissions", mention=False, user="u7")
+        named = await ask(mem, "lol ok", channel="admissions", user="u8")
+        thanks = await ask(mem, "thanks!", channel="admissions", mention=False, user="u8")
+        assert [len(mem.replies_to(r)) for r in (chatter, named, thanks)] == [0, 1, 1]
         # Anything more than small talk is a question again.
         q = await ask(mem, "hi! how much is tuition?", user="u9")
         assert "$42,300" in mem.replies_to(q)[0].text
