@@ -19,7 +19,7 @@ from bot.answers import ConversationMemory, save_answer
 from bot.config import Config, ScopeConfig
 from bot.events import InboundMessage, OutboundMessage, Platform
 from bot.gate import Gate, GateResult, learned_block
-from bot.gate.smalltalk import SMALL_TALK_RULE, small_talk_reply
+from bot.gate.smalltalk import small_talk_kind, small_talk_reply
 from bot.knowledge import KnowledgeIndex, terms
 from bot.llm.client import Generation, ModelBusy, ModelFailed, ModelUnavailable, ModelWorker
 from bot.llm.engine import SamplingParams
@@ -134,9 +134,9 @@ class Pipeline:
         target = OutboundMessage(msg.ref.place, "", reply_to=None if msg.via_command else msg.ref)
         header = f"> {msg.text[:300]}\n(asked by {msg.author.label})\n" if msg.via_command else ""
         reply = StreamingReply(platform, target, header=header)
-        if verdict.rule.startswith(SMALL_TALK_RULE):
-            text = small_talk_reply(scope, verdict.rule.rsplit(":", 1)[-1])
-            return await self._finish(reply, record, text, timings, started)
+        talk = small_talk_kind(verdict.rule)
+        if talk is not None:
+            return await self._finish(reply, record, small_talk_reply(scope, talk), timings, started)
         if verdict.verdict != "answer":
             text = scope.refusal if verdict.verdict == "refuse" else self._blocked_reply(verdict)
             return await self._finish(reply, record, text, timings, started)
@@ -287,7 +287,7 @@ class Pipeline:
         if self._metrics is not None:
             # Small talk is stored as a refusal (nothing was answered) but counted apart, so that the refusal rate
             # on a dashboard is the rate of questions refused.
-            small = record.gate_rule.startswith(SMALL_TALK_RULE)
+            small = small_talk_kind(record.gate_rule) is not None
             self._metrics.question_finished(
                 platform=record.platform, scope=record.scope, verdict="small_talk" if small else record.verdict,
                 timings=timings,

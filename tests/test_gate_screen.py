@@ -303,8 +303,9 @@ def test_questions_about_access_needs_written_blind(embedder: Embedder) -> None:
     # also asked of the five other scopes of its config; and 60 questions on the same themes asked of no
     # organisation ("how do I say thank you in Vietnamese"), each asked of the six scopes of one config. Written
     # blind in the eighth session. Measured: 163 answered and 14 blocked at their own scope, 53 answered at another
-    # scope (70 blocked), 20 of the 360 general ones answered. A lower threshold for such questions, like the safety questions',
-    # answered 6 more at their own scope and 53 more elsewhere, and was not shipped (README "Scope gate").
+    # scope (70 blocked), 20 of the 360 general ones answered. A lower threshold for such questions, like the safety
+    # questions', answered 6 more at their own scope, 46 more elsewhere and 7 more general ones, and was not shipped
+    # (README "Scope gate").
     kinds = _by_kind_over(embedder, "access_blind", _UNSEEN_LATE)
     own, other, general = kinds["access_question"], kinds["other_scope_access"], kinds["off_topic_access"]
     assert (own.n, other.n, general.n) == (210, 1050, 360)

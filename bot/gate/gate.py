@@ -326,8 +326,9 @@ class ScopeGate:
         """The verdict on a prepared question, given the vectors of `prepared.texts` (and, from a batch, the
         intent screen's score of its first view)."""
         norm = prepared.norm
+        blocked = self._block_by_rules(scope, norm, answer=False) if norm.folded else None
         talk = small_talk(norm.clean)
-        if talk is not None and (not norm.folded or self._block_by_rules(scope, norm, answer=False) is None):
+        if talk is not None and blocked is None:
             # A greeting, thanks, "ok" or "what can you do?" and nothing else: the scope introduces itself (its
             # earlier turns do not matter, there is no request here to complete).
             return GateResult(
@@ -336,11 +337,10 @@ class ScopeGate:
             )  # fmt: skip
         if not norm.folded:
             return GateResult("refuse", scope.name, "no question to answer", 0.0, rule="topic")
-        for candidate in (norm, prepared.history):
-            if candidate is not None:
-                blocked = self._block_by_rules(scope, candidate, answer=False)
-                if blocked is not None:
-                    return blocked
+        if blocked is None and prepared.history is not None:
+            blocked = self._block_by_rules(scope, prepared.history, answer=False)
+        if blocked is not None:
+            return blocked
         index = self._index(scope)
         asked = what_is_asked(
             norm.clean,

