@@ -204,6 +204,8 @@ def test_other_places_are_named(text: str, place: str) -> None:
         "Can I rent a bike for a few hours?",  # not a question about a place's hours
         "when does the book sale start",
         "what time does the library building close",  # "building" is any organisation's premises
+        "when do mothers day preorders open",  # things that open that are not places
+        "when does registration close for the fall session",
     ],
 )
 def test_the_scopes_own_places_are_not(text: str) -> None:
@@ -224,6 +226,7 @@ ZOO_WORDS = frozenset({"zoo", "harborview", "city", "ticket", "member", "giraffe
         ("what's the move-in process for Ohio State dorms", "ohio state dorms"),
         ("Who directed Jurassic Park?", "jurassic park"),  # a verb ends the name
         ("Is Roadwise Driving School in Fairfield any good?", "roadwise driving school"),  # ... not before the kind
+        ("does the high school have a pool", "high school"),  # "the": one in particular
     ],
 )
 def test_other_organisations_are_named(text: str, place: str) -> None:
@@ -242,6 +245,9 @@ def test_other_organisations_are_named(text: str, place: str) -> None:
         "can I use my Fairview library card here",  # the asker's own
         "do you have a gift shop",
         "how much is a day ticket",
+        "when is the next cheap vaccine clinic",  # an occasion: a place has no "next"
+        "I did two years of French in high school ages ago, what level am I",  # a kind of school, a stage of life
+        "I took a pottery class at community college years ago, can I join the advanced one",
     ],
 )
 def test_own_places_and_places_travelled_to_are_not(text: str) -> None:

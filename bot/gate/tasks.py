@@ -270,6 +270,20 @@ _PLACE_FILLER = frozenset(
 )
 
 
+#: Things that open and close that are not places: "when do mothers day preorders open", "when does registration
+#: close" ask when something can be done, of the organisation asked.
+_OPENS = frozenset(
+    terms(
+        """
+        registration registrations enrolment enrollment application applications signup signups sign-ups preorder
+        preorders pre-orders order orders booking bookings reservation reservations sale sales ticket tickets waitlist
+        submission submissions entry entries nomination nominations vote voting poll polls ballot ballots lottery
+        audition auditions tryout tryouts season window portal form forms call calls round rounds
+        """
+    )
+)
+
+
 def other_place(
     clean: str,
     uses: Callable[[str], bool],
@@ -297,6 +311,8 @@ def other_place(
     head = terms(_PLACE_PREPOSITION.sub("", place))
     if _starts_with_a_name(head, names):
         return None
+    if head and head[-1] in _OPENS:
+        return None
     words = [w for w in head if w not in SERVICE_WORDS and w not in _PLACE_FILLER and not _CLOCK.match(w)]
     if not words or _own_name(words, uses, vocabulary):
         return None
@@ -313,6 +329,16 @@ _VENUES = frozenset(
         shelter daycare stadium arena rink casino spa salon pharmacy dealership church
         """
     )
+)
+#: Words that make a kind of place an occasion: "the next vaccine clinic", "the upcoming book fair".
+_OCCURRENCE = frozenset({"next", "upcoming", "following", "weekly", "monthly"})
+_SCHOOLS = frozenset({"school", "college", "university", "academy"})
+#: Kinds of school ("in high school", "a community college"): said without "the", no school in particular.
+_KINDS_OF_SCHOOL = frozenset(
+    """
+    high middle elementary primary secondary grade grammar grad graduate law med medical nursing business prep
+    boarding summer night sunday junior community art film trade vocational language
+    """.split()
 )
 #: Words that end the name before a venue: articles, prepositions, pronouns, question and auxiliary words.
 _NAME_STOP_RAW = """
@@ -366,6 +392,11 @@ def named_place(
             start -= 1
         if start > 0 and tokens[start - 1] in {"a", "an", "any", "my", "our"}:
             continue  # a kind of place ("is there a coding club?") or the asker's own ("my Fairview library card")
+        words = tokens[start:i]
+        if not _OCCURRENCE.isdisjoint(words):
+            continue  # an occasion ("when is the next vaccine clinic"), not a place: a place has no "next"
+        if head[0] in _SCHOOLS and words and _KINDS_OF_SCHOOL.issuperset(words) and tokens[start - 1 : start] != ["the"]:
+            continue  # a kind of school or a stage of life ("french in high school"), not a named one
         before = [t for t in tokens[max(0, start - 3) : start] if t not in {"the", "a", "an", "to", "at", "from"}]
         if (before and before[-1] in _ROUTE) or (start > 0 and tokens[start - 1] in _ROUTE):
             continue
