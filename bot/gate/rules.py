@@ -268,6 +268,63 @@ RULES: tuple[Rule, ...] = (
         r"|\b(free|for nothing) forever\b|\band (just )?never (bring|give|pay) (it|them) back\b",
     ),
     _r(
+        "fraud",
+        "false-claim",
+        # Saying something untrue to get money, goods or a service back: "if i say i got hurt will they refund the
+        # booking", "how do i claim my bag was lost … even though i already picked it up".
+        r"\bif (i|we) (just )?(say|said|tell (you|them|the \w+)|claim|pretend|act like|report) .{0,60}\b(will|would|can|could|do|does)"
+        r" (you|they|u|i|we|the \w+)\b.{0,30}\b(refund|money back|free|for nothing|new ones?|replace|credit|compensat\w*|pay out|waive)"
+        r"|\b(claim|say|pretend|report|tell (you|them|the \w+)) .{0,50}\b(even though|when (i|we) (actually|already)|but (i|we) (actually|already|still))\b"
+        r"|\b(when|even though|though|although|but) (im|i am|we are|were|hes|shes|he is|she is) (not|no longer) (a |an )?"
+        r"(student|senior|member|resident|veteran|local|child|kid|teacher|pensioner|disabled)\b",
+    ),
+    _r(
+        "fraud",
+        "hide-from",
+        # Doing it behind someone's back: "switch the autopay card without telling her", "change the bank details
+        # before finance sees them", "so the pharmacist doesnt notice".
+        r"\bwithout (telling|asking|letting) (her|him|them|anyone|anybody|my (\w+ )?(wife|husband|partner|mom|mum|dad|boss|parents|ex|roommate|landlord|family))\b"
+        r"|\bbefore (finance|accounts|the (\w+ )?(boss|owner|manager|office|bank|staff|auditors?|landlord)|anyone|anybody|he|she|they) (sees?|checks?|notices?|finds? out|catches? on)\b"
+        r"|\bso the (\w+ )?(pharmacist|cashier|clerk|teller|inspector|tech|technician|guard|driver|manager|owner|landlord|doctor|nurse|vet|checker|till|scanner|system)"
+        r" (doesnt|does not|wont|will not|cant|can not|cannot|never) (notice|see|find out|catch on|flag it|know|realise|realize|check)\b",
+    ),
+    _r(
+        "hacking",
+        "others-account",
+        # Getting into the organisation's systems: "how do i get into the registration system and see the ages and
+        # addresses". (Someone else's account is not enough: a widow closes her husband's.)
+        r"\b(break|sneak|hack) (in to|into|in on) (the |your |their |a )?(\w+ ){0,2}(system|systems|admin|admin panel|backend|database|controls|server|mainframe|cameras?|cctv)\b"
+        r"|\bget (in to|into) the (\w+ ){0,2}(system|backend|database|controls|server|mainframe|cameras|cctv)\b",
+    ),
+    _r(
+        "fraud",
+        "sneak-in",
+        r"\b(sneak|hop|jump|climb|slip|squeeze|tailgate|prop (it|the door|a door))\b.{0,40}\bwithout (paying|a ticket|tickets|buying|a pass|being seen)\b"
+        r"|\bpropped? open\b.{0,40}\b(without paying|walk in|get in|come in|sneak)\b",
+    ),
+    _r(
+        "fraud",
+        "get-away-with",
+        # Whether anyone would find out, a false identity or status, taking what is other people's.
+        r"\bwho (would|will|is going to|is gonna) (ever )?(know|notice|check|find out|tell)\b"
+        r"|\b(would|will|does|do) (anyone|anybody|they|\w+) even (know|notice|tell the difference|check)\b"
+        r"|\b(will|would) (anyone|anybody) (check|look at|ask for) (the |my )?(photo|id|proof|receipt|name)\b"
+        r"|\b(made up|fake|false|stolen|borrowed) (name|names|identity|identities|id|ids|ssn|social security number|address)\b"
+        r"|\b(when|but|though|even though|although) (i|we) (never|havent|have not|didnt|did not) (served|worked there|studied|lived there|been (a|an) \w+)\b"
+        r"|\b(wind|roll|turn|set) back the (odometer|mileage|clock)\b|\bchange the imei\b"
+        r"|\b(grab|take|swipe|pocket|clear out|walk off with|walk out with)\b.{0,30}\b(other peoples|someone elses|somebody elses|other members|other guests|other customers|other patients)\b"
+        r"|\b(and|then) (just )?never pay(ing)? (the rest|it back|them back|it off|for it)\b",
+    ),
+    _r(
+        "harassment",
+        "whereabouts",
+        # Where a person will be, alone, and how to find them: "what car does she drive", "does he leave through
+        # the garage", "which way does he walk".
+        r"\bwhat (car|vehicle|truck) (does|do) (she|he|they) (drive|have)\b|\bwhich (car|vehicle|truck)\b.{0,30}\bis (hers|his|theirs)\b"
+        r"|\bwhich way (does|do) (she|he|they) (usually )?(walk|go|drive|head)\b"
+        r"|\b(does|do) (she|he|they) (usually |always )?(leave|go out|exit|walk out|head out) (through|by|via|from|out) the (back|side|garage|rear|staff)\b",
+    ),
+    _r(
         "harassment",
         "lie-in-wait",
         r"\b(i want to|i wanna|so i can|im going to|i am going to|gonna) (be )?(wait(ing)?|follow|confront|surprise|show up|catch|corner|get) (for |on |at )?(her|him|them)\b"
@@ -281,7 +338,10 @@ RULES: tuple[Rule, ...] = (
         "others-data",
         r"\b(where (does |do )?(she|he|they) (lives?|sleeps?|parks?))\b|\b(give|tell|send) me (their|her|his) (name|names|address|number|phone|cell)\b"
         r"|\b(someone|somebody|some ones|someones) elses? (account|records?|results?|address|data|file|photos|history|blood type|prescriptions?)\b"
-        r"|\b(name|names) and (home )?address(es)?\b",
+        r"|\b(name|names) and (home )?address(es)?\b"
+        r"|\b(give|tell|send|find) me (the |her |his |their )?(new |home |current |real |full |last |delivery )?(address|addresses|last name|full name|real name)"
+        r" (of|for|on file for|on) (her|him|them|my ex|the (\w+ )?(guy|girl|woman|man|lady|member|guest|customer|owner|driver|client|patient|donor|tenant|person))\b"
+        r"|\bmy (exs|ex wifes|ex husbands|ex girlfriends|ex boyfriends) (new |home |current |real |full |last )?(address|last name|full name|real name)\b",
     ),
     _r(
         "violence",

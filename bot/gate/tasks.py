@@ -334,12 +334,11 @@ _VENUES = frozenset(
 _OCCURRENCE = frozenset({"next", "upcoming", "following", "weekly", "monthly"})
 _SCHOOLS = frozenset({"school", "college", "university", "academy"})
 #: Kinds of school ("in high school", "a community college"): said without "the", no school in particular.
-_KINDS_OF_SCHOOL = frozenset(
-    """
+_KINDS_OF_SCHOOL_RAW = """
     high middle elementary primary secondary grade grammar grad graduate law med medical nursing business prep
     boarding summer night sunday junior community art film trade vocational language
-    """.split()
-)
+"""
+_KINDS_OF_SCHOOL = frozenset(_KINDS_OF_SCHOOL_RAW.split())
 #: Words that end the name before a venue: articles, prepositions, pronouns, question and auxiliary words.
 _NAME_STOP_RAW = """
     the a an this that these those my your our their his her its ur at to for of on in from near by with into onto
@@ -395,7 +394,8 @@ def named_place(
         words = tokens[start:i]
         if not _OCCURRENCE.isdisjoint(words):
             continue  # an occasion ("when is the next vaccine clinic"), not a place: a place has no "next"
-        if head[0] in _SCHOOLS and words and _KINDS_OF_SCHOOL.issuperset(words) and tokens[start - 1 : start] != ["the"]:
+        generic = bool(words) and _KINDS_OF_SCHOOL.issuperset(words) and tokens[start - 1 : start] != ["the"]
+        if head[0] in _SCHOOLS and generic:
             continue  # a kind of school or a stage of life ("french in high school"), not a named one
         before = [t for t in tokens[max(0, start - 3) : start] if t not in {"the", "a", "an", "to", "at", "from"}]
         if (before and before[-1] in _ROUTE) or (start > 0 and tokens[start - 1] in _ROUTE):
