@@ -203,6 +203,8 @@ class BotConfig(_Strict):
     #: some ordinary questions, and a flag lets a moderator teach the scope ("Should have answered"). `{flag}` is
     #: the first of `[moderation] flag_emojis`; empty: nothing added.
     misread_hint: str = "If I misread you, react to this message with {flag} and a moderator will take a look."
+    #: The reply to a message that stops mid-sentence ("can i bring my"), often sent by an Enter pressed too soon.
+    cut_off_reply: str = "Your message seems to stop mid-sentence. Could you send the whole question?"
     #: Scope for mentions and direct messages outside any bound channel; default: the first scope.
     default_scope: str | None = None
     #: Questions one member may ask per minute; beyond it they are asked, once, to slow down.

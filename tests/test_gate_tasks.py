@@ -10,6 +10,7 @@ from bot.gate.tasks import (
     SERVICE_WORDS,
     asks_general_knowledge,
     creative_request,
+    cut_off,
     named_place,
     organisation_names,
     other_place,
@@ -382,3 +383,33 @@ def test_safety_questions_are_recognised(text: str, safety: bool) -> None:
 )
 def test_general_advice_is_recognised(text: str, advice: bool) -> None:
     assert asks_for_general_advice(text.lower()) is advice
+
+
+@pytest.mark.parametrize(
+    ("text", "last"),
+    [
+        ("can i bring my", "my"),
+        ("what time does the", "the"),
+        ("ahmed is a", "a"),
+        ("is there parking and", "and"),
+        ("Do you have any of the ", "the"),
+    ],
+)
+def test_a_message_that_stops_mid_sentence_is_cut_off(text: str, last: str) -> None:
+    assert cut_off(normalize(text).clean) == last
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can i bring my dog",
+        "who do i talk to",  # words that can end a question
+        "what is it for",
+        "can i bring her",
+        "which floor is it on",
+        "can i bring my?",  # a question mark: finished, however it reads
+        "the",  # one word: small talk or the classifier decide
+    ],
+)
+def test_a_finished_message_is_not(text: str) -> None:
+    assert cut_off(normalize(text).clean) is None

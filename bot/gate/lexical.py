@@ -9,6 +9,7 @@ from bot.config import ScopeConfig
 from bot.gate import GateResult
 from bot.gate.normalize import clean_text
 from bot.gate.smalltalk import SMALL_TALK_RULE, small_talk
+from bot.gate.tasks import CUT_OFF_RULE, cut_off
 from bot.knowledge import KnowledgeIndex, terms
 
 
@@ -52,6 +53,10 @@ class LexicalGate:
         talk = small_talk(clean_text(text))
         if talk is not None:
             return GateResult("refuse", scope.name, f"small talk ({talk})", 0.0, rule=f"{SMALL_TALK_RULE}:{talk}")
+        last = cut_off(clean_text(text))
+        if last is not None:
+            reason = f"the message stops mid-sentence (on {last!r})"
+            return GateResult("refuse", scope.name, reason, 0.0, rule=CUT_OFF_RULE)
         words = terms(text)
         if not words:
             return GateResult("refuse", scope.name, "no question to answer", 0.0, rule="topic")

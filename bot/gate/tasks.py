@@ -464,6 +464,24 @@ def _names_own(word: str, uses: Callable[[str], bool], vocabulary: frozenset[str
     return len(word) >= 3 and any(v.startswith(word) for v in vocabulary)
 
 
+#: `Asked.rule` of a message that stops mid-sentence.
+CUT_OFF_RULE = "topic:cut-off"
+#: A message whose last word needs another after it ("can i bring my", "ahmed is a", "what time does the") was sent
+#: before it was finished, often by an Enter pressed too soon. Words that can end a question are not here ("who
+#: do i talk to", "what is it for", "can i bring her").
+_CUT_OFF = re.compile(r"(?:^|\s)(a|an|the|my|your|ur|our|their|its|and|or|but|than)\s*$")
+
+
+def cut_off(clean: str) -> str | None:
+    """The word a message of two words or more stops on when it stops mid-sentence (see `_CUT_OFF`), else None.
+    A message ending in a question mark or a full stop was finished."""
+    text = clean.lower().strip().strip("\"'“”‘’()[]*_~ ")
+    if len(text.split()) < 2:
+        return None
+    found = _CUT_OFF.search(text)
+    return found.group(1) if found else None
+
+
 @dataclass(frozen=True, slots=True)
 class Asked:
     """The verdict on what a question asks for, reached before the topic classifier."""
@@ -483,10 +501,13 @@ def what_is_asked(
     general_knowledge: bool = False,
     names: Sequence[tuple[str, ...]] = (),
 ) -> Asked | None:
-    """The screens in the gate's order (creative writing, general knowledge, careers in the field, another
-    place's hours, another named organisation, a plain service question), or None when the topic classifier
-    decides. The training script leaves out the same questions.
+    """The screens in the gate's order (a message cut off mid-sentence, creative writing, general knowledge,
+    careers in the field, another place's hours, another named organisation, a plain service question), or None
+    when the topic classifier decides. The training script leaves out the same questions.
     """
+    last = cut_off(clean)
+    if last is not None:
+        return Asked("refuse", CUT_OFF_RULE, f"the message stops mid-sentence (on {last!r})")
     form = creative_request(folded)
     if form is not None and not creative:
         return Asked(
