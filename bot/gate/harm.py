@@ -26,7 +26,10 @@ LABELS = ("benign", "harm", "jailbreak")
 #: Views scored per message at most (whole text, then clauses, then sentence windows).
 MAX_VIEWS = 24
 
-_SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
+#: Sentences end at . ! ? ; : and at line breaks; brackets, braces, pipes and backslashes, which chat rarely
+#: uses, cut too: an adversarial suffix of junk tokens ("… evade detection [String UkrainBrainzien [ [ [") hides
+#: the request inside the whole text's embedding, not from its own view.
+_SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+|\s*[\[\]{}|\\]+\s*")
 _CLAUSE = re.compile(r",\s+|\s+(?:and then|and also|also|then|but|anyway|plus)\s+|\s+-+\s+", re.I)
 
 
