@@ -316,6 +316,34 @@ RULES: tuple[Rule, ...] = (
         r"|\b(and|then) (just )?never pay(ing)? (the rest|it back|them back|it off|for it)\b",
     ),
     _r(
+        "drugs",
+        "sell-drugs",
+        # Dealing at or through the place: "can i sell pills to the students on pay what you wish night".
+        r"\b(sell|selling|push|pushing|smuggle|smuggling)\b( \w+){0,3} (pills|weed|crack|tren|steroids|edibles|molly|shrooms|drugs)\b"
+        r" (to|on|inside|in|at|around|out of|through)\b|\b(my|our) (dealer|buyers|drug customers)\b"
+        r"|\bcut (it |them )?with (something|baking soda|powder) and (sell|resell)\b",
+    ),
+    _r(
+        "weapons",
+        "carry-past",
+        # A weapon carried where it is not allowed, or hidden from the checks: "would a knife in my coat pocket get
+        # past anyone", "a locker nobody checks where i could keep my knife".
+        r"\b(knife|knives|gun|guns|pistol|handgun|rifle|blade|machete|firearm|firearms|shotgun)\b.{0,50}\b(get|gets|go|slip|sneak|make it) (past|through) (security|screening|the bouncers?|the door|the metal detectors?|the scanners?|anyone|the guards?)\b"
+        r"|\b(knife|knives|gun|guns|pistol|handgun|rifle|blade|machete|firearm|firearms)\b.{0,40}\b(doesnt|does not|wont|will not) show up (at|on|in) (screening|the scanner|the x ?ray|security)\b"
+        r"|\b(nobody|no one|security never|never) (checks|looks|searches)\b.{0,40}\b(knife|knives|gun|guns|pistol|handgun|rifle|blade|machete|firearm)\b"
+        r"|\b(knife|knives|gun|guns|pistol|handgun|rifle|blade|machete|firearm)\b.{0,40}\b(where|that) (nobody|no one|security never|security doesnt|they never) (checks|looks|searches|scans)\b"
+        r"|\bzip gun\b|\b(bottles?|jars?) that (catch fire|explode|burst into flames) when (thrown|lit|smashed)\b",
+    ),
+    _r(
+        "self_harm",
+        "no-return",
+        # "how many would make it all stop", "i dont want to be found too early", "does life insurance pay if i do it
+        # on purpose".
+        r"\b((would|will|to|could) make (it|everything|this) all stop|(i|to|that i|so i) (just )?(dont|do not|wont|will not|never) wake (up|back up)|before (its|it is) (all )?over\b.{0,30}\b(reach|find|stop|save) me"
+        r"|(dont|do not) want to be found|(wont|will not|dont|do not) need a (return|ride back|way back)"
+        r"|too cold to survive|before the air runs out|if i do it on purpose|before i (collapse|pass out) (and|so) (never|not)|id rather not get up)\b",
+    ),
+    _r(
         "harassment",
         "whereabouts",
         # Where a person will be, alone, and how to find them: "what car does she drive", "does he leave through
