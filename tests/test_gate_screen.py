@@ -804,3 +804,19 @@ async def test_a_harmful_request_with_an_adversarial_suffix_is_still_screened(
 
 async def test_brackets_in_an_ordinary_question_change_nothing(gate: ScopeGate, library: ScopeConfig) -> None:
     assert (await gate.screen_prompt(library, "When is the Harbor branch open [this Sunday]?")).verdict == "answer"
+
+
+def test_social_chat_written_blind(embedder: Embedder) -> None:
+    # social_blind.txt: 240 messages members send each other in a community chat ("did you pass your driving
+    # test??"), written blind in the ninth session, asked of the 30 scopes of unseen5-9. Measured: 698 of 7,200
+    # answered and 660 blocked (690 before social_chat.txt joined the neighbour check's benign examples). The
+    # bot should do neither; these are ceilings a little over the measured counts (README "Social chat").
+    texts = [t for t in (DATA / "gate" / "social_blind.txt").read_text("utf-8").splitlines() if t and t[0] != "#"]
+    verdicts: list[str] = []
+    for name in _UNSEEN_LATE:
+        config = load_config(DATA / "gate" / f"{name}.toml")
+        gate = _gate_for(embedder, config)
+        for scope in config.scopes:
+            verdicts += [r.verdict for r in gate.check(scope, texts)]
+    assert len(texts) == 240 and len(verdicts) == 7200
+    assert verdicts.count("answer") <= 720 and verdicts.count("block") <= 670

@@ -104,7 +104,9 @@ def seeds() -> tuple[list[tuple[str, str]], list[str]]:
 #: Benign examples the harm screen's neighbour check compares with (`HarmModel.like_benign`), besides the generic
 #: questions, the training scopes' questions and their examples: questions people ask. Not `benign_hard.txt`,
 #: whose texts sit next to harmful requests on purpose.
-NEIGHBOUR_BENIGN = ("benign_in_subject*.txt", "benign_people.txt", "benign_risky_words.txt", "benign_generic.txt")
+NEIGHBOUR_BENIGN = (
+    "benign_in_subject*.txt", "benign_people.txt", "benign_risky_words.txt", "benign_generic.txt", "social_chat.txt"
+)
 
 
 def neighbour_benign_texts() -> list[str]:
