@@ -33,6 +33,11 @@ from bot.gate.smalltalk import introduction, small_talk, small_talk_reply
         ("ok", "acknowledgement"),
         ("lol", "acknowledgement"),
         ("👍👍", "acknowledgement"),
+        ("no worries", "acknowledgement"),  # a longer phrase, not "no" and a word
+        ("no problem!", "acknowledgement"),
+        ("whatever dude", "acknowledgement"),  # the intent screen blocked this as harassment
+        ("my bad, nvm", "acknowledgement"),
+        ("thanks man", "thanks"),
     ],
 )
 def test_small_talk_is_recognised(text: str, kind: str) -> None:

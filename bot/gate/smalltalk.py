@@ -48,9 +48,14 @@ _PHRASES: tuple[tuple[Kind, str], ...] = (
     ),
     (
         "acknowledgement",
-        r"(?:ok|okay|okey|k|kk|okie|alright|all\s+right|sure|cool|great|nice|awesome|perfect|good|fine|neat|sweet"
+        # Longer phrases first: the first alternative that matches is taken ("no worries" is not "no" and a word).
+        r"(?:no\s+worries|no\s+problem|no\s+way|sure\s+thing"
+        r"|ok|okay|okey|k|kk|okie|alright|all\s+right|sure|cool|great|nice|awesome|perfect|good|fine|neat|sweet"
         r"|got\s+it|gotcha|understood|i\s+see|makes\s+sense|sounds\s+good|will\s+do|noted|yes|yeah|yep|yup|no|nope|nah"
-        r"|lol|lmao|haha+|hehe+|wow|oh|ah|hmm+|uh|um|oops|ok\s+then|fair\s+enough|no\s+worries|np|no\s+problem)",
+        r"|lol|lmao|haha+|hehe+|wow|oh|ah|hmm+|uh|um|oops|ok\s+then|fair\s+enough|np"
+        # Chat reactions: "whatever dude", "bruh", "my bad", "nvm".
+        r"|whatever|bruh+|same|true|facts|bet|fr|ikr|omg|omfg|oh\s+well|for\s+real|right|exactly|ugh+|meh|idk"
+        r"|my\s+bad|sorry|oh\s+no|yikes|nvm|never\s+mind|nevermind)",
     ),
     (
         "about-the-bot",
@@ -71,6 +76,7 @@ _KINDS: dict[str, Kind] = {f"k{i}": kind for i, (kind, _) in enumerate(_PHRASES)
 _UNIT = re.compile("|".join(f"(?P<k{i}>{p})(?![\\w'])" for i, (_, p) in enumerate(_PHRASES)))
 _FILLER = frozenset(
     re.findall(r"\S+", "scopebot bot there everyone everybody all folks guys yall y'all friend again and then")
+    + re.findall(r"\S+", "dude bro man mate")
     + re.findall(r"\S+", "so just oh well please pls plz very much lot a for that")
 )
 _SEPARATOR = re.compile(r"[\s,.;:!?…\-–—()\"*_~]+")
