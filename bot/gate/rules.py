@@ -344,6 +344,28 @@ RULES: tuple[Rule, ...] = (
         r"|too cold to survive|before the air runs out|if i do it on purpose|before i (collapse|pass out) (and|so) (never|not)|id rather not get up)\b",
     ),
     _r(
+        "violence",
+        "so-they-get-hurt",
+        # What the asker wants to happen to someone: "so the next client gets burned", "so he cant call for help".
+        r"(?<=\w )so (that )?(the (next )?\w+|my \w+|his \w+|her \w+|their \w+|people|everyone|everybody|someone|he|she|they)"
+        r" (gets?|will get|would get|ends? up) (hurt|burned|burnt|injured|electrocuted|crushed|poisoned)\b"
+        r"|\bso (that )?(he|she|they|my \w+) (cant|can not|cannot|wont be able to) (call for help|get help|get out|escape|breathe)\b"
+        r"|\b(disable|turn off|switch off|cover|unplug|tamper with|block)\b.{0,40}\b(smoke detectors?|smoke alarms?|fire alarms?|sprinklers?)\b"
+        r".{0,40}\bduring a (real )?fire\b(?! drill)"
+        r"|\block on the outside of (the|a|my|his|her|their) (\w+ )?(room|bedroom)\b"
+        r"|\btake (my|the|his|her|their) (grandson|granddaughter|son|daughter|kid|child|children|kids|baby)\b.{0,30}\bwithout"
+        r" (his|her|their|the) (mum|mom|dad|parents?|mother|father|teachers?|school) (knowing|noticing|seeing|finding out)\b",
+    ),
+    _r(
+        "hacking",
+        "impersonate-login",
+        # "how do i sign in as her on the web app without her getting the 2fa code", "copy someone's key fob".
+        r"\b(sign|log|logging|signing) ?in as (her|him|them|someone else|my (wife|husband|ex|boss|manager|girlfriend|boyfriend))\b"
+        r"|\bwithout (her|him|them) (getting|seeing|receiving) the (2fa|two factor|verification|security|login) (code|text|email|alert)\b"
+        r"|\bcopy (someones|somebodys|their|her|his|a members|other peoples) (key )?(fob|fobs|key ?cards?|badges?)\b"
+        r"|\bwhat (other|the other) (people|guests|users|customers) are (doing|browsing|looking at|typing)\b",
+    ),
+    _r(
         "harassment",
         "whereabouts",
         # Where a person will be, alone, and how to find them: "what car does she drive", "does he leave through
