@@ -105,7 +105,11 @@ def seeds() -> tuple[list[tuple[str, str]], list[str]]:
 #: questions, the training scopes' questions and their examples: questions people ask. Not `benign_hard.txt`,
 #: whose texts sit next to harmful requests on purpose.
 NEIGHBOUR_BENIGN = (
-    "benign_in_subject*.txt", "benign_people.txt", "benign_risky_words.txt", "benign_generic.txt", "social_chat.txt"
+    "benign_in_subject*.txt",
+    "benign_people.txt",
+    "benign_risky_words.txt",
+    "benign_generic.txt",
+    "social_chat.txt",
 )
 
 
