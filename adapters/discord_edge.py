@@ -135,6 +135,14 @@ def is_chat(message: discord.Message) -> bool:
     return message.type in (discord.MessageType.default, discord.MessageType.reply) and bool(message.content.strip())
 
 
+def addresses_others(message: discord.Message, bot_user_id: int) -> bool:
+    """Whether a message @-mentions a member who is not the bot, or replies to someone else's message."""
+    if any(u.id != bot_user_id for u in message.mentions):
+        return True
+    resolved = message.reference.resolved if message.reference is not None else None
+    return isinstance(resolved, discord.Message) and resolved.author.id != bot_user_id
+
+
 def to_inbound(message: discord.Message, *, bot_user_id: int, bot_role_ids: Iterable[int] = ()) -> InboundMessage:
     """A posted message as the core sees it; the bot's own mention is removed from the text."""
     role_ids = set(bot_role_ids)
@@ -149,6 +157,7 @@ def to_inbound(message: discord.Message, *, bot_user_id: int, bot_role_ids: Iter
         author=actor_of(message.author),
         text=text,
         mentions_bot=mentioned,
+        mentions_others=addresses_others(message, bot_user_id),
         sent_at=message.created_at,
         permalink=message.jump_url,
         request_id=f"discord-{message.id}",

@@ -149,6 +149,14 @@ def _mentions(text: str, bot_user_id: str) -> bool:
     return bool(bot_user_id) and (f"<@{bot_user_id}>" in text or f"<@{bot_user_id}|" in text)
 
 
+_USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+
+
+def _mentions_others(text: str, bot_user_id: str) -> bool:
+    """Whether the markup @-mentions a user who is not the bot (not @here or @channel: those are everyone)."""
+    return any(uid != bot_user_id for uid in _USER_MENTION.findall(text))
+
+
 def message_to_inbound(
     body: Mapping[str, Any], event: Mapping[str, Any], *, bot_user_id: str, bot_id: str = ""
 ) -> InboundMessage | Ignored:
@@ -183,6 +191,7 @@ def message_to_inbound(
         author=Actor(PLATFORM, user, user),
         text=plain_text(raw, bot_user_id=bot_user_id),
         mentions_bot=mentioned,
+        mentions_others=_mentions_others(raw, bot_user_id),
         sent_at=sent_at(ts),
         request_id=event_id if isinstance(event_id, str) and event_id else None,
     )

@@ -98,6 +98,9 @@ class Dispatcher:
             clean = clean_text(msg.text)
             if not addressed and any(c.isalpha() for c in clean) and small_talk(clean) == "acknowledgement":
                 return None
+            # "@sam you coming tonight?", or a reply to another member's message: addressed to them, not to the bot.
+            if not addressed and msg.mentions_others:
+                return None
             return bound
         if addressed:
             return self._scopes.default

@@ -182,6 +182,22 @@ async def test_plain_messages_dms_and_role_mentions(fake: FakeDiscord, state: Co
     assert by_role.mentions_bot and by_role.text == "tuition?"
 
 
+async def test_a_message_to_another_member_is_marked_so(fake: FakeDiscord, state: ConnectionState[Any]) -> None:
+    to_alice = gateway_message(fake, BOB_MOD, f"<@{ALICE['id']}> you coming tonight?", mentions=[ALICE])
+    assert to_inbound(message(state, to_alice), bot_user_id=BOT_ID).mentions_others
+    # A reply to Alice's message, without pinging her, is for her too; a reply to the bot's is not.
+    hers = gateway_message(fake, ALICE, "anyone up for the tour?")
+    ref = {"message_id": hers["id"], "channel_id": hers["channel_id"], "guild_id": hers["guild_id"]}
+    reply = gateway_message(fake, BOB_MOD, "me!", type=19, message_reference=ref, referenced_message=hers)
+    assert to_inbound(message(state, reply), bot_user_id=BOT_ID).mentions_others
+    answer = gateway_message(fake, BOT_USER, "The tour is at 10.")
+    ref = {"message_id": answer["id"], "channel_id": answer["channel_id"], "guild_id": answer["guild_id"]}
+    follow_up = gateway_message(fake, BOB_MOD, "and at 2?", type=19, message_reference=ref, referenced_message=answer)
+    assert not to_inbound(message(state, follow_up), bot_user_id=BOT_ID).mentions_others
+    to_bot = gateway_message(fake, ALICE, f"<@{BOT_ID}> tuition?", mentions=[BOT_USER])
+    assert not to_inbound(message(state, to_bot), bot_user_id=BOT_ID).mentions_others
+
+
 async def test_only_chat_messages_with_text_count(fake: FakeDiscord, state: ConnectionState[Any]) -> None:
     assert is_chat(message(state, gateway_message(fake, ALICE, "a question")))
     assert is_chat(message(state, gateway_message(fake, ALICE, "a reply", type=19)))

@@ -42,10 +42,11 @@ async def ask(
     mention: bool = True,
     user: str = "alice",
     bot: bool = False,
+    others: bool = False,
 ) -> MessageRef:
     author = Actor(mem.name, user, user, is_bot=bot)
     ref = mem.post_as(author, mem.place(channel, direct=direct), text)
-    await mem.emit(InboundMessage(ref=ref, author=author, text=text, mentions_bot=mention))
+    await mem.emit(InboundMessage(ref=ref, author=author, text=text, mentions_bot=mention, mentions_others=others))
     return ref
 
 
@@ -116,6 +117,20 @@ async def test_small_talk_gets_the_scopes_introduction_not_its_refusal(
         # Anything more than small talk is a question again.
         q = await ask(mem, "hi! how much is tuition?", user="u9")
         assert "$42,300" in mem.replies_to(q)[0].text
+
+
+async def test_a_message_to_another_member_in_a_bound_channel_is_left_to_them(
+    start: Callable[..., contextlib.AbstractAsyncContextManager[tuple[App, MemoryPlatform]]],
+) -> None:
+    # "@sam you coming to the campus tour tomorrow?" in the admissions channel is for Sam; the same words naming the
+    # bot too, or with no one named, are for the bot.
+    async with start() as (app, mem):
+        text = "you coming to the campus tour tomorrow? how much is tuition btw"
+        to_sam = await ask(mem, text, channel="admissions", mention=False, others=True, user="u1")
+        to_both = await ask(mem, text, channel="admissions", others=True, user="u2")
+        to_all = await ask(mem, text, channel="admissions", mention=False, user="u3")
+        assert [len(mem.replies_to(r)) for r in (to_sam, to_both, to_all)] == [0, 1, 1]
+        assert [r.question_message_id for r in await rows(app)] == [to_both.message_id, to_all.message_id]
 
 
 async def test_model_answer_is_streamed_recorded_and_traceable(

@@ -66,6 +66,20 @@ def test_direct_message_is_direct_and_channel_mention_is_left_to_app_mention() -
     assert isinstance(plain, InboundMessage) and not plain.mentions_bot and not plain.ref.place.is_direct
 
 
+def test_a_message_naming_another_member_is_marked_so() -> None:
+    to_sam = to_core(message("<@USAM> you coming to the tour tomorrow?", ts="1.4"))
+    assert isinstance(to_sam, InboundMessage) and to_sam.mentions_others and not to_sam.mentions_bot
+    assert to_sam.text == "@USAM you coming to the tour tomorrow?"
+    labelled = to_core(message("<@USAM|sam> you coming?", ts="1.5"))
+    assert isinstance(labelled, InboundMessage) and labelled.mentions_others
+    # Naming the bot, everyone in the channel, or no one is not talking to another member.
+    both = to_core(mention(f"<@{BOT_USER}> <@USAM> and I want to know the deadline", ts="1.6"))
+    assert isinstance(both, InboundMessage) and both.mentions_bot and both.mentions_others
+    for text in (f"<@{BOT_USER}> deadline?", "<!here> is the tour on?", "deadline?"):
+        got = to_core(mention(text, ts="1.7"))
+        assert isinstance(got, InboundMessage) and not got.mentions_others, text
+
+
 @pytest.mark.parametrize(
     "extra",
     [
