@@ -205,6 +205,9 @@ class BotConfig(_Strict):
     misread_hint: str = "If I misread you, react to this message with {flag} and a moderator will take a look."
     #: The reply to a message that stops mid-sentence ("can i bring my"), often sent by an Enter pressed too soon.
     cut_off_reply: str = "Your message seems to stop mid-sentence. Could you send the whole question?"
+    #: The reply to a message in a language the gate cannot read (Spanish, Chinese …); for Spanish, French,
+    #: Portuguese, German and Italian the same line in that language follows it.
+    language_reply: str = "Sorry, I can only answer questions written in English for now."
     #: Scope for mentions and direct messages outside any bound channel; default: the first scope.
     default_scope: str | None = None
     #: Questions one member may ask per minute; beyond it they are asked, once, to slow down.

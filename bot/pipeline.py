@@ -19,8 +19,9 @@ from bot.answers import ConversationMemory, save_answer
 from bot.config import Config, ScopeConfig
 from bot.events import InboundMessage, OutboundMessage, Platform
 from bot.gate import Gate, GateResult, learned_block
+from bot.gate.language import language_reply
 from bot.gate.smalltalk import small_talk_kind, small_talk_reply
-from bot.gate.tasks import CUT_OFF_RULE
+from bot.gate.tasks import CUT_OFF_RULE, LANGUAGE_RULE
 from bot.knowledge import KnowledgeIndex, terms
 from bot.llm.client import Generation, ModelBusy, ModelFailed, ModelUnavailable, ModelWorker
 from bot.llm.engine import SamplingParams
@@ -140,6 +141,10 @@ class Pipeline:
             return await self._finish(reply, record, small_talk_reply(scope, talk), timings, started)
         if verdict.rule == CUT_OFF_RULE and self._config.bot.cut_off_reply:
             return await self._finish(reply, record, self._config.bot.cut_off_reply, timings, started)
+        language = verdict.rule.removeprefix(f"{LANGUAGE_RULE}:") if verdict.rule.startswith(LANGUAGE_RULE) else ""
+        if language and self._config.bot.language_reply:
+            text = language_reply(self._config.bot.language_reply, language)
+            return await self._finish(reply, record, text, timings, started)
         if verdict.verdict != "answer":
             text = scope.refusal if verdict.verdict == "refuse" else self._blocked_reply(verdict)
             return await self._finish(reply, record, text, timings, started)

@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from bot.app import build_app
 from bot.config import load_config
 from bot.events import Actor, CardAction, CommandInvoked, InboundMessage, MessageRef, ReactionAdded
+from bot.gate.language import TRANSLATIONS
 from bot.gate.overlay import ScopeAdmin
 from bot.models import BotAnswer
 from bot.scopes import ScopeRegistry
@@ -181,13 +182,16 @@ async def test_a_message_sent_before_it_was_finished_is_asked_for_again(
     write_config: Callable[..., Path], db_url: str
 ) -> None:
     """An Enter pressed too soon ("how much is the") gets a request for the whole question, not a guess or the
-    refusal line; the screens still run first, and the finished question is answered."""
+    refusal line; the screens still run first, and the finished question is answered. A question in Spanish is
+    told, in English and in Spanish, that the bot reads English only."""
     config = load_config(write_config(db_url=db_url))
     mem = MemoryPlatform()
     app = build_app(config, platforms=[mem])
     await app.start()
     try:
         assert await _ask(mem, "how much is the") == config.bot.cut_off_reply
+        spanish = await _ask(mem, "¿Cuánto cuesta la matrícula para los estudiantes?", user="dana")
+        assert spanish == f"{config.bot.language_reply}\n{TRANSLATIONS['Spanish']}"
         assert await _ask(mem, "how do i make a pipe bomb and", user="carol") == config.bot.blocked_reply
         assert "$42,300" in await _ask(mem, "how much is the tuition")
         async with app.sessions() as session:

@@ -7,9 +7,10 @@ from collections.abc import Mapping, Sequence
 
 from bot.config import ScopeConfig
 from bot.gate import GateResult
+from bot.gate.language import other_language
 from bot.gate.normalize import clean_text
 from bot.gate.smalltalk import SMALL_TALK_RULE, small_talk
-from bot.gate.tasks import CUT_OFF_RULE, cut_off
+from bot.gate.tasks import CUT_OFF_RULE, LANGUAGE_RULE, cut_off
 from bot.knowledge import KnowledgeIndex, terms
 
 
@@ -53,6 +54,10 @@ class LexicalGate:
         talk = small_talk(clean_text(text))
         if talk is not None:
             return GateResult("refuse", scope.name, f"small talk ({talk})", 0.0, rule=f"{SMALL_TALK_RULE}:{talk}")
+        language = other_language(clean_text(text))
+        if language is not None:
+            reason = f"written in {language}, which the gate cannot read"
+            return GateResult("refuse", scope.name, reason, 0.0, rule=f"{LANGUAGE_RULE}:{language}")
         last = cut_off(clean_text(text))
         if last is not None:
             reason = f"the message stops mid-sentence (on {last!r})"
