@@ -19,9 +19,9 @@ from bot.answers import ConversationMemory, save_answer
 from bot.config import Config, ScopeConfig
 from bot.events import InboundMessage, OutboundMessage, Platform
 from bot.gate import Gate, GateResult, learned_block
-from bot.gate.language import language_reply
+from bot.gate.language import LANGUAGE_RULE, language_reply
 from bot.gate.smalltalk import small_talk_kind, small_talk_reply
-from bot.gate.tasks import CUT_OFF_RULE, LANGUAGE_RULE
+from bot.gate.tasks import CUT_OFF_RULE
 from bot.knowledge import KnowledgeIndex, terms
 from bot.llm.client import Generation, ModelBusy, ModelFailed, ModelUnavailable, ModelWorker
 from bot.llm.engine import SamplingParams

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.gate.language import TRANSLATIONS, language_reply, other_language
+from bot.gate.normalize import normalize
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -29,6 +30,8 @@ DATA = Path(__file__).resolve().parent / "data"
 )
 def test_another_language_is_recognised(text: str, language: str) -> None:
     assert other_language(text) == language
+    # The gate passes its normalized text, without accents.
+    assert other_language(normalize(text).clean) == language
 
 
 @pytest.mark.parametrize(
@@ -54,7 +57,9 @@ def test_no_english_line_of_the_evaluation_or_training_sets_is_taken_for_another
     found: dict[str, int] = {}
     for path in sorted((DATA / "gate").glob("*.jsonl")):
         for line in path.read_text("utf-8").splitlines():
-            language = other_language(json.loads(line)["text"])
+            text = json.loads(line)["text"]
+            language = other_language(text)
+            assert other_language(normalize(text).clean) == language, text
             if language is not None:
                 found[language] = found.get(language, 0) + 1
     assert found == {"Spanish": 60, "Portuguese": 12}

@@ -33,6 +33,7 @@ from bot.config import ScopeConfig
 from bot.gate import GateResult
 from bot.gate.embed import DIM, Embedder, Vectors
 from bot.gate.harm import ScreenModels, load_models, views
+from bot.gate.language import LANGUAGE_RULE, other_language
 from bot.gate.normalize import Normalized, clean_text, normalize
 from bot.gate.rules import match_joined, match_rules
 from bot.gate.smalltalk import SMALL_TALK_RULE, small_talk
@@ -402,6 +403,14 @@ class ScopeGate:
                 "answer", scope.name,
                 f"in scope ({p:.2f} ≥ {threshold:.2f}{kind}); closest: {example!r} ({similarity:.2f})",
                 p, rule="topic", nearest=example,
+            )  # fmt: skip
+        language = other_language(norm.clean)
+        if language is not None:
+            # Refused, but the asker is told why in words they may read, not with the scope's English refusal line.
+            return GateResult(
+                "refuse", scope.name,
+                f"written in {language}, which the gate cannot read; out of scope ({p:.2f} < {threshold:.2f})",
+                p, rule=f"{LANGUAGE_RULE}:{language}", nearest=example,
             )  # fmt: skip
         return GateResult(
             "refuse", scope.name,

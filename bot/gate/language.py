@@ -4,14 +4,18 @@ The embedding model and the classifiers were trained on English; a question in S
 nothing in particular and is refused with the scope's English refusal line, which its asker may not read either.
 Such a message is recognised here with high precision (a wrong guess would refuse an English question): mostly
 letters of another script, or at least three function words of one of five European languages and none of
-English. It is refused with a line that says so (`bot.language_reply`), followed by the same line in the
-asker's language when we have it.
+English. When the topic classifier would refuse it, it is refused with a line that says so (`bot.language_reply`),
+followed by the same line in the asker's language when we have it, instead of the scope's refusal line (the
+classifier still answers the few it finds in scope, and the harm screens still run first).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+
+#: `GateResult.rule` of a question refused for its language is this, a colon and the language (`other_language`).
+LANGUAGE_RULE = "topic:language"
 
 #: Function words that no English sentence uses (words two languages share with English, such as "a", "no" or
 #: "me", are left out).
@@ -37,16 +41,27 @@ _GERMAN = """
     sprechen deutsch
 """
 _ITALIAN = """
-    il lo gli della delle dei degli è sono sei siamo io voi noi loro che quando dove come quanto quanti perché
+    il lo la le gli della delle dei degli è sono sei siamo io voi noi loro che quando dove come quanto quanti perché
     per con ma molto anche mio mia miei suo sua vostro grazie ciao buongiorno oggi domani aperto aperta chiuso
     posso può possono vorrei parlate italiano
 """
+
+
+def _fold(word: str) -> str:
+    """A word lower-cased, without accents, with a straight apostrophe: the gate's normalizer drops accents."""
+    decomposed = unicodedata.normalize("NFKD", word.lower().replace("’", "'"))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 _FUNCTION_WORDS: dict[str, frozenset[str]] = {
-    "Spanish": frozenset(_SPANISH.split()),
-    "French": frozenset(_FRENCH.split()),
-    "Portuguese": frozenset(_PORTUGUESE.split()),
-    "German": frozenset(_GERMAN.split()),
-    "Italian": frozenset(_ITALIAN.split()),
+    name: frozenset(_fold(w) for w in raw.split())
+    for name, raw in (
+        ("Spanish", _SPANISH),
+        ("French", _FRENCH),
+        ("Portuguese", _PORTUGUESE),
+        ("German", _GERMAN),
+        ("Italian", _ITALIAN),
+    )
 }
 #: English function words: one of them and the message is taken for English (with a few foreign words in it).
 _ENGLISH_RAW = """
@@ -84,7 +99,8 @@ TRANSLATIONS = {
 
 
 def other_language(text: str) -> str | None:
-    """The language (or script) a message is written in when it is not English and we can tell, else None."""
+    """The language (or script) a message is written in when it is not English and we can tell, else None (with
+    or without its accents: the gate passes its normalized text)."""
     scripts: dict[str, int] = {}
     letters = 0
     for ch in text:
@@ -99,7 +115,8 @@ def other_language(text: str) -> str | None:
         key, count = max(scripts.items(), key=lambda kv: kv[1])
         if count / letters >= SCRIPT_SHARE:
             return _SCRIPTS[key]
-    words = [w.lower().replace("’", "'") for w in _WORD.findall(text)]
+    # One-letter words say nothing ("é" folds to "e", and obfuscated text is full of stray letters).
+    words = [w for w in map(_fold, _WORD.findall(text)) if len(w) > 1]
     if any(w in _ENGLISH for w in words):
         return None
     counts = {lang: sum(w in vocab for w in words) for lang, vocab in _FUNCTION_WORDS.items()}

@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 
 from bot.config import ScopeConfig
 from bot.gate import GateResult
-from bot.gate.language import other_language
+from bot.gate.language import LANGUAGE_RULE, other_language
 from bot.gate.normalize import clean_text
 from bot.gate.smalltalk import SMALL_TALK_RULE, small_talk
-from bot.gate.tasks import CUT_OFF_RULE, LANGUAGE_RULE, cut_off
+from bot.gate.tasks import CUT_OFF_RULE, cut_off
 from bot.knowledge import KnowledgeIndex, terms
 
 

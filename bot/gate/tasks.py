@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.gate.language import other_language
 from bot.knowledge import terms
 
 _POLITE = r"(?:(?:please|pls|hey|hi|ok|okay|now)\s+)*"
@@ -467,8 +466,6 @@ def _names_own(word: str, uses: Callable[[str], bool], vocabulary: frozenset[str
 
 #: `Asked.rule` of a message that stops mid-sentence.
 CUT_OFF_RULE = "topic:cut-off"
-#: `Asked.rule` of a message in another language is this, a colon and the language (`other_language`).
-LANGUAGE_RULE = "topic:language"
 #: A message whose last word needs another after it ("can i bring my", "ahmed is a", "what time does the") was sent
 #: before it was finished, often by an Enter pressed too soon. Words that can end a question are not here ("who
 #: do i talk to", "what is it for", "can i bring her").
@@ -504,13 +501,10 @@ def what_is_asked(
     general_knowledge: bool = False,
     names: Sequence[tuple[str, ...]] = (),
 ) -> Asked | None:
-    """The screens in the gate's order (another language, a message cut off mid-sentence, creative writing,
-    general knowledge, careers in the field, another place's hours, another named organisation, a plain service
-    question), or None when the topic classifier decides. The training script leaves out the same questions.
+    """The screens in the gate's order (a message cut off mid-sentence, creative writing, general knowledge,
+    careers in the field, another place's hours, another named organisation, a plain service question), or None
+    when the topic classifier decides. The training script leaves out the same questions.
     """
-    language = other_language(clean)
-    if language is not None:
-        return Asked("refuse", f"{LANGUAGE_RULE}:{language}", f"written in {language}, which the gate cannot read")
     last = cut_off(clean)
     if last is not None:
         return Asked("refuse", CUT_OFF_RULE, f"the message stops mid-sentence (on {last!r})")
