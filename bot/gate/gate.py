@@ -450,6 +450,6 @@ class ScopeGate:
         blocked = self._block_by_rules(scope, norm, answer=True)
         if blocked is None and norm.clean:
             # Sentences already screened come from the embedder's cache: only the new text costs.
-            texts = views(norm.clean)
+            texts = views(norm.clean, answer=True)
             blocked = self._block_by_model(scope, await self._embed.aencode(texts), texts, answer=True)
         return blocked or GateResult("answer", scope.name, "answer passed the screens", 0.0)

@@ -26,17 +26,21 @@ LABELS = ("benign", "harm", "jailbreak")
 #: Views scored per message at most (whole text, then clauses, then sentence windows).
 MAX_VIEWS = 24
 
-#: Sentences end at . ! ? ; : and at line breaks; brackets, braces, pipes and backslashes, which chat rarely
-#: uses, cut too: an adversarial suffix of junk tokens ("… evade detection [String UkrainBrainzien [ [ [") hides
-#: the request inside the whole text's embedding, not from its own view.
-_SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+|\s*[\[\]{}|\\]+\s*")
+#: Sentences end at . ! ? ; : and at line breaks.
+_SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
+#: In a question, brackets, braces, pipes and backslashes, which chat rarely uses, cut too: an adversarial suffix of
+#: junk tokens ("… evade detection [String UkrainBrainzien [ [ [") hides the request inside the whole text's
+#: embedding, not from its own view. Not in an answer: the model's markdown (links, tables) would be cut to pieces
+#: the classifier misreads.
+_PROMPT_SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+|\s*[\[\]{}|\\]+\s*")
 _CLAUSE = re.compile(r",\s+|\s+(?:and then|and also|also|then|but|anyway|plus)\s+|\s+-+\s+", re.I)
 
 
-def views(clean: str) -> list[str]:
-    """The whole text, its sentences and its clauses (three words or more), without repeats."""
+def views(clean: str, *, answer: bool = False) -> list[str]:
+    """The whole text, its sentences and its clauses (three words or more), without repeats (`answer`: the model's
+    text, whose brackets and pipes do not end a sentence)."""
     out = [clean]
-    sentences = [s.strip() for s in _SENTENCE.split(clean) if s.strip()]
+    sentences = [s.strip() for s in (_SENTENCE if answer else _PROMPT_SENTENCE).split(clean) if s.strip()]
     if len(sentences) > MAX_VIEWS:
         # Long role-play prompts: windows of sentences keep the count bounded.
         step = -(-len(sentences) // MAX_VIEWS)
