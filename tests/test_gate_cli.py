@@ -225,17 +225,19 @@ def test_refusals_list_what_the_scope_did_not_answer(
                 ("bikeshop", "refuse", "What is the GDP of Germany?", "out of scope", HOUR),
                 ("citylibrary", "refuse", "an old question", "out of scope", timedelta(days=30)),
                 ("citylibrary", "refuse", "hi there!", "small talk (greeting)", HOUR),
+                ("citylibrary", "refuse", "can i renew my", "the message stops mid-sentence (on 'my')", HOUR),
             ],
-            rules={"hi there!": "topic:small-talk:greeting"},
+            rules={"hi there!": "topic:small-talk:greeting", "can i renew my": "topic:cut-off"},
         )
     )
     assert main(["scope", "refusals", *args, "citylibrary"]) == 0
     out = capsys.readouterr().out
     # Newest first, one line each (line breaks folded), with the gate's reason; nothing answered, older than a
-    # week, of another scope, or small talk (answered with the scope's introduction).
+    # week, of another scope, small talk (answered with the scope's introduction) or cut off (asked for again).
     assert out.index("Smith Memorial") < out.index("pick the lock on the book drop")
     assert "why: about another place" in out and "why: fraud (rule theft)" in out
     assert "Harbor branch" not in out and "GDP" not in out and "an old question" not in out and "hi there" not in out
+    assert "can i renew my" not in out
     assert main(["scope", "refusals", *args, "citylibrary", "--since", "60d", "--limit", "1", "--jsonl"]) == 0
     [line] = _lines(capsys.readouterr().out)
     assert line["text"] == "is the Smith Memorial Library open sunday" and line["expected"] == "refuse"

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from bot.config import Config, ConfigError, load_config
 from bot.events import Actor
 from bot.gate.smalltalk import SMALL_TALK_RULE
+from bot.gate.tasks import CUT_OFF_RULE
 
 
 def add_commands(sub: Any) -> None:
@@ -240,8 +241,10 @@ async def cmd_refusals(args: argparse.Namespace) -> int:
         .where(
             col(BotAnswer.scope) == args.name,
             col(BotAnswer.verdict).in_(("refuse", "block")),
-            # "hi" and "thanks" are answered with the scope's introduction: nothing for the operator to fix.
+            # "hi" and "thanks" are answered with the scope's introduction, and a message cut off mid-sentence is
+            # asked for again: nothing for the operator to fix.
             col(BotAnswer.gate_rule).not_like(f"{SMALL_TALK_RULE}%"),
+            col(BotAnswer.gate_rule) != CUT_OFF_RULE,
             col(BotAnswer.created_at) >= since,
         )
         .order_by(col(BotAnswer.created_at).desc(), col(BotAnswer.id).desc())
