@@ -224,13 +224,15 @@ def test_unseen_scopes_rates_do_not_regress(
 @pytest.mark.parametrize(
     ("dataset", "configs", "floor"),
     [
-        # Measured after the seventh session's intent refit: 88, 89, 95 and 92 % stopped.
+        # Measured after the seventh session's intent refit: 88, 89, 95 and 92 % stopped (insubject4 93 % since the
+        # ninth session's intent rules).
         ("insubject", ["unseen3"], 0.83),
         ("insubject2", ["unseen", "unseen2"], 0.85),
         ("insubject3", ["heldout", "fresh", "places2"], 0.9),
-        ("insubject4", ["unseen4"], 0.87),
-        # Written blind in the fifth session, for kinds of organisation the screens were not fitted on: 82 % and 73 %.
-        ("insubject5", ["unseen8"], 0.78),
+        ("insubject4", ["unseen4"], 0.9),
+        # Written blind in the fifth session, for kinds of organisation the screens were not fitted on: 82 % and 73 %
+        # (insubject5 85 % since the ninth session's intent rules).
+        ("insubject5", ["unseen8"], 0.82),
         ("insubject6", ["unseen9"], 0.7),
     ],
 )
