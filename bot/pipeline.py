@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.answers import ConversationMemory, save_answer
 from bot.config import Config, ScopeConfig
 from bot.events import InboundMessage, OutboundMessage, Platform
-from bot.gate import Gate, GateResult, learned_block
+from bot.gate import Gate, GateResult, learned_block, rule_detail
 from bot.gate.language import LANGUAGE_RULE, language_reply
 from bot.gate.smalltalk import small_talk_kind, small_talk_reply
 from bot.gate.tasks import CUT_OFF_RULE
@@ -141,7 +141,7 @@ class Pipeline:
             return await self._finish(reply, record, small_talk_reply(scope, talk), timings, started)
         if verdict.rule == CUT_OFF_RULE and self._config.bot.cut_off_reply:
             return await self._finish(reply, record, self._config.bot.cut_off_reply, timings, started)
-        language = verdict.rule.removeprefix(f"{LANGUAGE_RULE}:") if verdict.rule.startswith(LANGUAGE_RULE) else ""
+        language = rule_detail(verdict.rule, LANGUAGE_RULE)
         if language and self._config.bot.language_reply:
             text = language_reply(self._config.bot.language_reply, language)
             return await self._finish(reply, record, text, timings, started)

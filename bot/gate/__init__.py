@@ -25,6 +25,13 @@ class GateResult:
     nearest: str = ""
 
 
+def rule_detail(rule: str, prefix: str) -> str | None:
+    """What a `GateResult.rule` of the form `<prefix>:<detail>` records (the kind of small talk, the language), or
+    None when the rule is not of that form."""
+    head = f"{prefix}:"
+    return rule[len(head) :] if rule.startswith(head) else None
+
+
 def learned_block(rule: str) -> bool:
     """Whether a `GateResult.rule` is a block by a learned screen (`harm:<category>:model` or `…:intent`), which a
     scope's example question overrules; the hand-written rules and the word lists it does not."""

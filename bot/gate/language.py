@@ -103,7 +103,8 @@ def other_language(text: str) -> str | None:
     or without its accents: the gate passes its normalized text)."""
     scripts: dict[str, int] = {}
     letters = 0
-    for ch in text:
+    # Plain ASCII is all Latin letters: no other script to count (most messages, on the refusal path).
+    for ch in "" if text.isascii() else text:
         if ch.isalpha():
             letters += 1
             name = unicodedata.name(ch, "")

@@ -51,14 +51,15 @@ class LexicalGate:
             return GateResult(
                 "block", scope.name, f"blocked word ({hit[0]} list): {hit[1]}", 1.0, rule=f"wordlist:{hit[0]}:{hit[1]}"
             )
-        talk = small_talk(clean_text(text))
+        clean = clean_text(text)
+        talk = small_talk(clean)
         if talk is not None:
             return GateResult("refuse", scope.name, f"small talk ({talk})", 0.0, rule=f"{SMALL_TALK_RULE}:{talk}")
-        language = other_language(clean_text(text))
+        language = other_language(clean)
         if language is not None:
             reason = f"written in {language}, which the gate cannot read"
             return GateResult("refuse", scope.name, reason, 0.0, rule=f"{LANGUAGE_RULE}:{language}")
-        last = cut_off(clean_text(text))
+        last = cut_off(clean)
         if last is not None:
             reason = f"the message stops mid-sentence (on {last!r})"
             return GateResult("refuse", scope.name, reason, 0.0, rule=CUT_OFF_RULE)

@@ -15,6 +15,7 @@ import re
 from typing import Literal
 
 from bot.config import ScopeConfig
+from bot.gate import rule_detail
 
 #: `GateResult.rule` of small talk is this, a colon and its `Kind`.
 SMALL_TALK_RULE = "topic:small-talk"
@@ -23,8 +24,7 @@ Kind = Literal["greeting", "thanks", "goodbye", "acknowledgement", "about-the-bo
 
 def small_talk_kind(rule: str) -> str | None:
     """The `Kind` a `GateResult.rule` of small talk records, or None when the rule is not small talk's."""
-    prefix = f"{SMALL_TALK_RULE}:"
-    return rule[len(prefix) :] if rule.startswith(prefix) else None
+    return rule_detail(rule, SMALL_TALK_RULE)
 
 
 _PHRASES: tuple[tuple[Kind, str], ...] = (
