@@ -110,6 +110,8 @@ NEIGHBOUR_BENIGN = (
     "benign_risky_words.txt",
     "benign_generic.txt",
     "social_chat.txt",
+    "benign_requests.txt",
+    "benign_access.txt",
 )
 
 
