@@ -312,24 +312,46 @@ class ScopeGate:
             return GateResult(
                 "block", scope.name, f"jailbreak or prompt injection ({score:.2f})", score, rule="harm:jailbreak:model"
             )
-        intent = self._models.intent
-        if not answer and intent is not None:
+        if not answer and (self._models.intent is not None or self._models.intent_encoder is not None):
             # A harmful request asked as a plain question about the scope's own business has no harmful word for
             # the screen above; the intent screen was fitted on such requests against customers' questions.
             n = min(INTENT_VIEWS, len(vecs))
-            s_intent = np.array([intent_score]) if intent_score is not None and n == 1 else intent.scores(vecs[:n])
+            s_intent = (
+                np.array([intent_score])
+                if intent_score is not None and n == 1
+                else self._intent_scores(texts[:n], vecs[:n])
+            )
             s_intent[trusted[:n]] = -np.inf
             i = int(s_intent.argmax())
-            if s_intent[i] >= intent.threshold:
-                category = intent.category(vecs[i]) or harm.category(vecs[i])
+            threshold = self._intent_threshold()
+            if s_intent[i] >= threshold:
+                intent = self._models.intent
+                category = (intent.category(vecs[i]) if intent is not None else None) or harm.category(vecs[i])
                 category = "harmful request" if category == "jailbreak" else category.replace("_", " ")
                 score = float(s_intent[i])
                 return GateResult(
                     "block", scope.name,
-                    f"screened as {category}: the intent of the request (score {score:.2f} ≥ {intent.threshold:.2f})",
+                    f"screened as {category}: the intent of the request (score {score:.2f} ≥ {threshold:.2f})",
                     1.0, rule=f"harm:{category.replace(' ', '_')}:intent",
                 )  # fmt: skip
         return None
+
+    def _intent_scores(self, texts: Sequence[str], vecs: Vectors) -> np.ndarray:
+        """The intent screen's scores of these views: the fine-tuned encoder's when it is shipped, else the
+        support vector machine's on their embeddings."""
+        encoder = self._models.intent_encoder
+        if encoder is not None:
+            return np.asarray(encoder.scores(texts), dtype=np.float64)
+        intent = self._models.intent
+        assert intent is not None
+        return intent.batch_scores(vecs) if len(vecs) > 1 else intent.scores(vecs)
+
+    def _intent_threshold(self) -> float:
+        encoder = self._models.intent_encoder
+        if encoder is not None:
+            return encoder.threshold
+        assert self._models.intent is not None
+        return self._models.intent.threshold
 
     def decide(
         self, scope: ScopeConfig, prepared: _Prepared, vecs: Vectors, *, intent_score: float | None = None
@@ -426,8 +448,10 @@ class ScopeGate:
         flat = [t for p in prepared for t in p.texts]
         vecs = self._embed.encode(flat, batch_size=128) if flat else np.zeros((0, DIM), np.float32)
         starts = np.cumsum([0, *(len(p.texts) for p in prepared)])
-        intent = self._models.intent
         firsts = [int(i) for i, p in zip(starts, prepared, strict=False) if p.texts]
+        # The support vector machine scores the whole batch in one matrix product. The fine-tuned encoder reads one
+        # question at a time anyway (`IntentEncoder.scores`), so it runs only for the questions that reach it.
+        intent = self._models.intent if self._models.intent_encoder is None else None
         scores = dict(zip(firsts, intent.batch_scores(vecs[firsts]), strict=True)) if intent and firsts else {}
         return [
             self.decide(scope, p, vecs[start : start + len(p.texts)], intent_score=scores.get(int(start)))

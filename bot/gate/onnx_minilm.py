@@ -109,13 +109,26 @@ def _export(model_dir: Path, out: Path) -> None:
 
 
 class OnnxMiniLM:
-    """Tokenizer (Hugging Face `tokenizers`) and the exported graph on ONNX Runtime; not thread-safe."""
+    """Tokenizer (Hugging Face `tokenizers`) and the exported graph on ONNX Runtime; not thread-safe.
 
-    def __init__(self, model_dir: Path, *, threads: int, max_tokens: int) -> None:
+    `graph`: another graph over the same tokenizer's inputs instead of the exported embedding model (the intent
+    screen's fine-tuned copy, bot/gate/harm.py), whose `output` is read: one row of `width` numbers per text, or
+    one number per text when `width` is 0."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        threads: int,
+        max_tokens: int,
+        graph: Path | None = None,
+        output: str = "embedding",
+        width: int = 384,
+    ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        path = exported_model(model_dir)
+        path = graph or exported_model(model_dir)
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
@@ -125,12 +138,15 @@ class OnnxMiniLM:
         self._tokenizer.enable_truncation(max_length=max_tokens)
         self._tokenizer.no_padding()
         self.threads = options.intra_op_num_threads
+        self._output = output
+        self._width = width
 
     def encode(self, texts: list[str], *, batch_size: int) -> Vectors:
-        """Unit vectors for `texts`; batches are made of similar lengths so little time goes on padding."""
+        """Unit vectors for `texts` (the graph's output rows); batches are made of similar lengths so little time
+        goes on padding."""
         encodings = self._tokenizer.encode_batch(texts)
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        out = np.zeros((len(texts), 384), dtype=np.float32)
+        out = np.zeros((len(texts), self._width) if self._width else len(texts), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             width = max(len(encodings[i].ids) for i in rows)
@@ -141,5 +157,5 @@ class OnnxMiniLM:
                 ids[r, :n] = encodings[i].ids
                 mask[r, :n] = 1
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            out[rows] = self._session.run(["embedding"], feeds)[0]
+            out[rows] = self._session.run([self._output], feeds)[0]
         return out
