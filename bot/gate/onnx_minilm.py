@@ -83,25 +83,38 @@ def _export(model_dir: Path, out: Path) -> None:
             self.bert = bert
 
         def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            hidden = self.bert(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(mean, p=2, dim=1)
+            return mean_pooled(self.bert, input_ids, attention_mask, token_type_ids)
 
-    example = (torch.tensor([[101, 7592, 102, 0]]), torch.tensor([[1, 1, 1, 0]]), torch.zeros((1, 4), dtype=torch.long))
-    axes = {name: {0: "batch", 1: "tokens"} for name in INPUTS} | {"embedding": {0: "batch"}}
+    export_graph(Pooled(), out, "embedding")
+
+
+def mean_pooled(bert: Any, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+    """sentence-transformers' embedding in torch: the unit-length mean of the token vectors the mask keeps."""
+    import torch
+
+    hidden = bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(mean, p=2, dim=1)
+
+
+def export_graph(module: Any, out: Path, output: str) -> None:
+    """Trace `module` (token ids, attention mask, token types to one `output`) into an ONNX graph at `out`, with any
+    batch size and length."""
     import warnings
 
+    import torch
+
+    example = (torch.tensor([[101, 7592, 102, 0]]), torch.tensor([[1, 1, 1, 0]]), torch.zeros((1, 4), dtype=torch.long))
+    axes = {name: {0: "batch", 1: "tokens"} for name in INPUTS} | {output: {0: "batch"}}
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # tracer warnings about Python control flow in transformers
         torch.onnx.export(
-            Pooled(),
+            module,
             example,
             str(out),
             input_names=list(INPUTS),
-            output_names=["embedding"],
+            output_names=[output],
             dynamic_axes=axes,
             opset_version=17,
             dynamo=False,

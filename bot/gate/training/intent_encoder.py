@@ -20,7 +20,6 @@ import json
 import random
 import tempfile
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ import numpy as np
 from bot.gate.embed import MAX_SEQ_LENGTH, default_model_path
 from bot.gate.harm import INTENT_ENCODER, INTENT_ENCODER_META, MODEL_FILE, IntentEncoder
 from bot.gate.normalize import clean_text
-from bot.gate.onnx_minilm import INPUTS
+from bot.gate.onnx_minilm import export_graph, mean_pooled
 from bot.gate.training.train import (
     HERE,
     INTENT_FALSE_BLOCKS,
@@ -87,12 +86,7 @@ def fine_tune(rows: Sequence[tuple[str, int]], *, epochs: int = EPOCHS, seed: in
             self.head = torch.nn.Linear(bert.config.hidden_size, 1)
 
         def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            hidden = self.bert(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            unit = torch.nn.functional.normalize(mean, p=2, dim=1)
+            unit = mean_pooled(self.bert, input_ids, attention_mask, token_type_ids)
             return self.head(unit * SCALE).squeeze(-1)
 
     scorer = Scorer()
@@ -128,25 +122,11 @@ def fine_tune(rows: Sequence[tuple[str, int]], *, epochs: int = EPOCHS, seed: in
 
 def export(scorer: Any, out: Path) -> None:
     """Write `scorer` as an int8 ONNX graph with the embedding model's inputs and one output, `score`."""
-    import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    example = (torch.tensor([[101, 7592, 102, 0]]), torch.tensor([[1, 1, 1, 0]]), torch.zeros((1, 4), dtype=torch.long))
-    axes = {name: {0: "batch", 1: "tokens"} for name in INPUTS} | {"score": {0: "batch"}}
     with tempfile.TemporaryDirectory() as tmp:
         full = Path(tmp) / "fp32.onnx"
-        with warnings.catch_warnings(), torch.inference_mode():
-            warnings.simplefilter("ignore")  # tracer warnings about Python control flow in transformers
-            torch.onnx.export(
-                scorer,
-                example,
-                str(full),
-                input_names=list(INPUTS),
-                output_names=["score"],
-                dynamic_axes=axes,
-                opset_version=17,
-                dynamo=False,
-            )
+        export_graph(scorer, full, "score")
         quantize_dynamic(str(full), str(out), weight_type=QuantType.QInt8)
 
 
