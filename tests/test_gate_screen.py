@@ -765,6 +765,12 @@ def test_a_fine_tuned_encoder_is_exported_to_the_graph_the_gate_reads(tmp_path: 
         expected = scorer(inputs["input_ids"], inputs["attention_mask"], inputs["token_type_ids"]).numpy()
     assert encoder.scores(texts) == pytest.approx(expected, abs=0.25)
     assert load_intent_encoder(tmp_path / "elsewhere") is None
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / INTENT_ENCODER).write_bytes((tmp_path / INTENT_ENCODER).read_bytes()[:1000])
+    (damaged / INTENT_ENCODER_META).write_text('{"threshold": 0.5}')
+    with pytest.raises(ValueError, match=r"cannot load the intent screen's encoder from .*damaged"):
+        load_intent_encoder(damaged)
 
 
 def test_the_shipped_topic_classifier_is_what_the_training_script_fits(embedder: Embedder) -> None:
