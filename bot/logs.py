@@ -47,9 +47,19 @@ class _JsonFormatter(logging.Formatter):
         return redact(json.dumps(out, ensure_ascii=False))
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a record is emitted, not the stream it was when logging was set up:
+    a stderr replaced later (a test's capture, an embedding program's redirect) is followed, and a closed one is
+    never written to."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr  # emit runs under the handler's lock
+        super().emit(record)
+
+
 def setup_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
     """Log to stderr; human-readable lines by default, JSON lines for log shippers."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler(sys.stderr)
     handler.addFilter(_ContextFilter())
     if json_lines:
         handler.setFormatter(_JsonFormatter())

@@ -1,0 +1,33 @@
+"""Logging set up once follows stderr when it is replaced, and never writes to a closed one."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from bot.logs import setup_logging
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_log_lines_follow_a_replaced_stderr(root_logging: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    setup_logging()
+    logging.getLogger("scopebot.test").info("one token xoxb-123-secret")
+    # The stream logging was set up with goes away (a test's capture ends, a daemon redirects its stderr).
+    monkeypatch.setattr("sys.stderr", second)
+    first.close()
+    logging.getLogger("scopebot.test").info("two")
+    text = second.getvalue()
+    assert "two" in text and "Logging error" not in text and "one" not in text
