@@ -312,7 +312,8 @@ class ScopeGate:
             return GateResult(
                 "block", scope.name, f"jailbreak or prompt injection ({score:.2f})", score, rule="harm:jailbreak:model"
             )
-        if not answer and (self._models.intent is not None or self._models.intent_encoder is not None):
+        intent_threshold = self._intent_threshold()
+        if not answer and intent_threshold is not None:
             # A harmful request asked as a plain question about the scope's own business has no harmful word for
             # the screen above; the intent screen was fitted on such requests against customers' questions.
             n = min(INTENT_VIEWS, len(vecs))
@@ -323,15 +324,14 @@ class ScopeGate:
             )
             s_intent[trusted[:n]] = -np.inf
             i = int(s_intent.argmax())
-            threshold = self._intent_threshold()
-            if s_intent[i] >= threshold:
+            if s_intent[i] >= intent_threshold:
                 intent = self._models.intent
                 category = (intent.category(vecs[i]) if intent is not None else None) or harm.category(vecs[i])
                 category = "harmful request" if category == "jailbreak" else category.replace("_", " ")
                 score = float(s_intent[i])
                 return GateResult(
                     "block", scope.name,
-                    f"screened as {category}: the intent of the request (score {score:.2f} ≥ {threshold:.2f})",
+                    f"screened as {category}: the intent of the request (score {score:.2f} ≥ {intent_threshold:.2f})",
                     1.0, rule=f"harm:{category.replace(' ', '_')}:intent",
                 )  # fmt: skip
         return None
@@ -346,12 +346,10 @@ class ScopeGate:
         assert intent is not None
         return intent.batch_scores(vecs) if len(vecs) > 1 else intent.scores(vecs)
 
-    def _intent_threshold(self) -> float:
-        encoder = self._models.intent_encoder
-        if encoder is not None:
-            return encoder.threshold
-        assert self._models.intent is not None
-        return self._models.intent.threshold
+    def _intent_threshold(self) -> float | None:
+        """The threshold of the intent screen in use (see `_intent_scores`); None: the weights have no intent screen."""
+        encoder, intent = self._models.intent_encoder, self._models.intent
+        return encoder.threshold if encoder is not None else intent.threshold if intent is not None else None
 
     def decide(
         self, scope: ScopeConfig, prepared: _Prepared, vecs: Vectors, *, intent_score: float | None = None
