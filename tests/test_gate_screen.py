@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -771,6 +773,37 @@ def test_a_fine_tuned_encoder_is_exported_to_the_graph_the_gate_reads(tmp_path: 
     (damaged / INTENT_ENCODER_META).write_text('{"threshold": 0.5}')
     with pytest.raises(ValueError, match=r"cannot load the intent screen's encoder from .*damaged"):
         load_intent_encoder(damaged)
+
+
+class _SlowEncoder:
+    """An intent encoder that takes 0.3 s a question and finds nothing (stands in for a forward pass)."""
+
+    threshold = 1.0
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        time.sleep(0.3)
+        return np.full(len(texts), -10.0)
+
+
+async def test_the_intent_encoder_runs_off_the_event_loop(embedder: Embedder, dev: Config) -> None:
+    # The bot's other work (Slack and Discord heartbeats, other questions) goes on while a question's intent is read.
+    models = dataclasses.replace(load_models(), intent_encoder=_SlowEncoder())  # type: ignore[arg-type]
+    slow = _gate_for(embedder, dev, models)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.02)
+    before = ticks
+    result = await slow.screen_prompt(dev.scope("citylibrary"), "Can I put a hold on a book that is checked out?")
+    during = ticks - before
+    task.cancel()
+    assert result.verdict == "answer" and during >= 10
 
 
 def test_the_shipped_topic_classifier_is_what_the_training_script_fits(embedder: Embedder) -> None:

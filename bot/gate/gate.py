@@ -19,6 +19,7 @@ asked for, or shows the nearest in-scope example and its score), otherwise `answ
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import logging
@@ -464,7 +465,8 @@ class ScopeGate:
             if early is not None:
                 return early
         vecs = await self._embed.aencode(prepared.texts)
-        return self.decide(scope, prepared, vecs)
+        # Off the event loop: the intent screen's encoder runs a forward pass of its own inside `decide`.
+        return await asyncio.to_thread(self.decide, scope, prepared, vecs)
 
     async def screen_answer(self, scope: ScopeConfig, text: str) -> GateResult:
         """Decide whether the model's answer so far may be shown (`answer`) or must be withheld (`block`)."""
