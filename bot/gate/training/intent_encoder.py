@@ -30,14 +30,7 @@ from bot.gate.embed import MAX_SEQ_LENGTH, default_model_path
 from bot.gate.harm import INTENT_ENCODER, INTENT_ENCODER_META, MODEL_FILE, IntentEncoder
 from bot.gate.normalize import clean_text
 from bot.gate.onnx_minilm import export_graph, mean_pooled
-from bot.gate.training.train import (
-    HERE,
-    INTENT_FALSE_BLOCKS,
-    NEIGHBOUR_BENIGN,
-    held_out,
-    intent_data,
-    lines,
-)
+from bot.gate.training.train import INTENT_FALSE_BLOCKS, held_out, intent_data, neighbour_benign_texts
 
 EPOCHS = 2
 BATCH = 32
@@ -51,8 +44,9 @@ SEED = 0
 def encoder_data() -> list[tuple[str, int]]:
     """(cleaned text, 1 harmful / 0 benign), each text once, in a fixed order."""
     harmful, benign = intent_data()
-    benign = benign + [t for pattern in NEIGHBOUR_BENIGN for f in sorted(HERE.glob(pattern)) for t in lines(f)]
     rows = [(clean_text(t), 1) for _, t in harmful] + [(clean_text(t), 0) for t in benign]
+    # The neighbour check's everyday texts (social chat, questions about people, ...), cleaned already.
+    rows += [(t, 0) for t in neighbour_benign_texts()]
     # A text written as both keeps its first label (harmful requests come first).
     first: dict[str, int] = {}
     for text, label in rows:
