@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import re
 import time
@@ -22,6 +21,7 @@ from bot.gate.training.intent_encoder import data_digest, encoder_data, export, 
 from bot.gate.training.train import HERE as TRAINING
 from bot.gate.training.train import fit_intent, fit_topic, lines, neighbour_benign_texts
 from bot.knowledge import KnowledgeIndex
+from tests.waiting import LoopTicks
 
 DATA = Path(__file__).resolve().parent / "data"
 DEVSET = DATA / "devset" / "scopebot.toml"
@@ -789,21 +789,9 @@ async def test_the_intent_encoder_runs_off_the_event_loop(embedder: Embedder, de
     # The bot's other work (Slack and Discord heartbeats, other questions) goes on while a question's intent is read.
     models = dataclasses.replace(load_models(), intent_encoder=_SlowEncoder())  # type: ignore[arg-type]
     slow = _gate_for(embedder, dev, models)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
-    await asyncio.sleep(0.02)
-    before = ticks
-    result = await slow.screen_prompt(dev.scope("citylibrary"), "Can I put a hold on a book that is checked out?")
-    during = ticks - before
-    task.cancel()
-    assert result.verdict == "answer" and during >= 10
+    async with LoopTicks() as ticks:
+        result = await slow.screen_prompt(dev.scope("citylibrary"), "Can I put a hold on a book that is checked out?")
+    assert result.verdict == "answer" and ticks.count >= 10
 
 
 def test_the_shipped_topic_classifier_is_what_the_training_script_fits(embedder: Embedder) -> None:

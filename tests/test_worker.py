@@ -13,6 +13,7 @@ import pytest
 from bot.llm.client import Generation, ModelBusy, ModelFailed, ModelWorker, WorkerSettings
 from bot.llm.engine import ModelLoadError, SamplingParams
 from bot.llm.prompt import Passage, PromptParts
+from tests.waiting import LoopTicks
 
 PARTS = PromptParts(
     system="Answer college questions only.",
@@ -74,15 +75,6 @@ async def test_second_question_waits_its_turn_and_the_loop_stays_free(chatty_wor
     first = chatty_worker.submit(PARTS, params)
     second = chatty_worker.submit(PARTS, params)
     assert (first.ahead, second.ahead) == (0, 1)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.001)
-            ticks += 1
-
-    t = asyncio.create_task(ticker())
     done_order: list[str] = []
 
     async def drain(name: str, gen: object) -> None:
@@ -90,11 +82,11 @@ async def test_second_question_waits_its_turn_and_the_loop_stays_free(chatty_wor
             pass
         done_order.append(name)
 
-    await asyncio.gather(drain("second", second), drain("first", first))
-    t.cancel()
+    async with LoopTicks(every=0.001) as ticks:
+        await asyncio.gather(drain("second", second), drain("first", first))
     assert done_order == ["first", "second"]
     assert second.started_at is not None and first.started_at is not None and second.started_at > first.started_at
-    assert ticks > 5  # the event loop kept running while the model worked
+    assert ticks.count > 5  # the event loop kept running while the model worked
 
 
 async def test_full_queue_says_busy(slow_gguf: Path) -> None:
