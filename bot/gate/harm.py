@@ -184,7 +184,7 @@ class IntentEncoder:
     """The intent screen's own model: all-MiniLM-L6-v2 fine-tuned end to end, with a linear head, on the intent
     screen's harmful requests against customers' questions (bot/gate/training/intent_encoder.py), shipped as an
     int8 ONNX graph that maps a question to one score. At a 1 % false-block rate on benign questions it did not
-    learn from, it catches 95 % of the harmful ones; the support vector machine above on the frozen embeddings
+    learn from, it catches 92 % of the harmful ones; the support vector machine above on the frozen embeddings
     75 % (README, "Scope gate"). It reads the whole question only, once per message."""
 
     def __init__(self, graph: Path, meta: dict[str, Any], *, threads: int = 0) -> None:

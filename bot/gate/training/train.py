@@ -112,6 +112,7 @@ NEIGHBOUR_BENIGN = (
     "social_chat.txt",
     "benign_requests.txt",
     "benign_access.txt",
+    "benign_shaped.txt",
 )
 
 

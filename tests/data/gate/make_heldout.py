@@ -2,8 +2,8 @@
 
 - heldout.jsonl from base.tsv: other-scope negatives and obfuscated variants added;
 - unseen.jsonl to unseen9.jsonl from their .tsv files (six more scopes each, see the .toml files);
-- insubject5.jsonl, insubject6.jsonl and insubject7.jsonl from their .tsv files, as written (the unseen8, unseen9
-  and unseen5-7 scopes);
+- insubject5.jsonl to insubject8.jsonl from their .tsv files, as written (the unseen8, unseen9, unseen5-7 and
+  unseen-unseen4 scopes);
 - devset.jsonl from ../devset/: each in-scope question for its own scope (answer) and, unless it is a
   question any organisation gets (`DEVSET_GENERIC`), for the other one (refuse); each off-topic question for
   both scopes (refuse); and the issue's acceptance lines.
@@ -206,3 +206,4 @@ if __name__ == "__main__":
     as_written("insubject5")
     as_written("insubject6")
     as_written("insubject7")
+    as_written("insubject8")
