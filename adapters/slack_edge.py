@@ -157,6 +157,23 @@ def _mentions_others(text: str, bot_user_id: str) -> bool:
     return any(uid != bot_user_id for uid in _USER_MENTION.findall(text))
 
 
+def _in_another_members_thread(event: Mapping[str, Any], user: str, bot_user_id: str) -> bool:
+    """Whether a message replies in a thread another member started: like a reply to their message, it is for them.
+
+    The bot answers in the thread of the question, so the asker's own follow-ups there (`parent_user_id` is the
+    asker) and replies in a thread the bot started are still for the bot. Slack leaves `parent_user_id` out of some
+    events; then nothing is assumed."""
+    parent = event.get("parent_user_id")
+    thread = event.get("thread_ts")
+    return (
+        isinstance(parent, str)
+        and bool(parent)
+        and isinstance(thread, str)
+        and thread != event.get("ts")
+        and parent not in (user, bot_user_id)
+    )
+
+
 def message_to_inbound(
     body: Mapping[str, Any], event: Mapping[str, Any], *, bot_user_id: str, bot_id: str = ""
 ) -> InboundMessage | Ignored:
@@ -191,7 +208,7 @@ def message_to_inbound(
         author=Actor(PLATFORM, user, user),
         text=plain_text(raw, bot_user_id=bot_user_id),
         mentions_bot=mentioned,
-        mentions_others=_mentions_others(raw, bot_user_id),
+        mentions_others=_mentions_others(raw, bot_user_id) or _in_another_members_thread(event, user, bot_user_id),
         sent_at=sent_at(ts),
         request_id=event_id if isinstance(event_id, str) and event_id else None,
     )

@@ -369,10 +369,11 @@ def event_body(event: dict[str, Any], *, event_id: str | None = None, team: str 
 
 
 def mention(
-    text: str, *, user: str = "UMEMBER", channel: str = "CGENERAL", ts: str, thread_ts: str | None = None
+    text: str, *, user: str = "UMEMBER", channel: str = "CGENERAL", ts: str, thread_ts: str | None = None, **extra: Any
 ) -> dict[str, Any]:
     """An `app_mention` event."""
-    ev = {
+    ev: dict[str, Any] = {
+        **extra,
         "type": "app_mention",
         "user": user,
         "text": f"<@{BOT_USER}> {text}",

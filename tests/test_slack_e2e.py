@@ -29,6 +29,7 @@ from tests.slack_fakes import (
     event_body,
     http_settings,
     mention,
+    message,
     signed_post,
 )
 
@@ -89,6 +90,39 @@ async def test_mention_gets_a_scoped_model_answer_in_thread_and_off_topic_gets_t
         assert unescape(refusal["text"]) == REFUSAL
         # Every post of the bot went into a thread; none went to the channel itself.
         assert all(m.get("thread_ts") for m in slack.bot_messages())
+
+
+async def test_in_a_bound_channel_members_talking_in_each_others_threads_are_left_alone(
+    write_config: Callable[..., Path], tiny_gguf: Path
+) -> None:
+    # #admissions is bound to the college scope: every message there is for the bot, but not a member's reply in the
+    # thread of another member's message (Slack's counterpart of a Discord reply to them).
+    path = write_config(model=tiny_gguf)
+    path.write_text(path.read_text("utf-8").replace('"admissions"]', '"admissions", "slack:CADMISSIONS"]'), "utf-8")
+    async with (
+        FakeSlack() as slack,
+        aiohttp.ClientSession() as http,
+        running(path, http_settings(slack)) as (app, adapter),
+    ):
+        url = f"http://127.0.0.1:{adapter.port}/slack/events"
+
+        async def say(user: str, text: str, thread: str | None = None) -> str:
+            ts = slack.add_message("CADMISSIONS", user, text, thread_ts=thread)
+            extra = {"thread_ts": thread, "parent_user_id": "UALEX"} if thread else {}
+            event = message(text, user=user, channel="CADMISSIONS", ts=ts, **extra)
+            assert (await signed_post(http, url, json.dumps(event_body(event)))).status == 200
+            return ts
+
+        question = await say("UALEX", "When is the Regular Decision deadline?")
+        await _wait_answers(app, 1)
+        chat = await say("USAM", "I think it moved this year, check the portal", thread=question)
+        follow_up = await say("UALEX", "How much is tuition?", thread=question)
+        await _wait_answers(app, 2)
+        await asyncio.sleep(0.5)  # time for a third answer, were there one
+        rows = await answers(app)
+    assert [r.question_message_id for r in rows] == [question, follow_up]
+    assert all(m.get("thread_ts") == question for m in slack.bot_messages("CADMISSIONS"))
+    assert chat not in {r.question_message_id for r in rows}
 
 
 async def _wait_answers(app: App, n: int, *, within: float = 90.0) -> list[BotAnswer]:

@@ -80,6 +80,24 @@ def test_a_message_naming_another_member_is_marked_so() -> None:
         assert isinstance(got, InboundMessage) and not got.mentions_others, text
 
 
+def test_a_reply_in_a_thread_another_member_started_is_for_them() -> None:
+    # Sam answers Alex's message in its thread: talk between members, as a Discord reply to Alex would be.
+    to_alex = to_core(
+        message("same here, try the portal", user="USAM", ts="2.1", thread_ts="2.0", parent_user_id="UALEX")
+    )
+    assert isinstance(to_alex, InboundMessage) and to_alex.mentions_others
+    # Alex following up in the thread of their own question (where the bot answered), or anyone in a thread the
+    # bot started, is still asking the bot; and a mention of the bot says so whatever the thread.
+    own = to_core(message("and for transfers?", user="UALEX", ts="2.2", thread_ts="2.0", parent_user_id="UALEX"))
+    bots = to_core(message("what about fees?", user="USAM", ts="3.1", thread_ts="3.0", parent_user_id=BOT_USER))
+    top = to_core(message("deadline?", user="USAM", ts="4.0", thread_ts="4.0", parent_user_id="USAM"))
+    unknown = to_core(message("and for transfers?", user="USAM", ts="2.3", thread_ts="2.0"))
+    for got in (own, bots, top, unknown):
+        assert isinstance(got, InboundMessage) and not got.mentions_others
+    asked = to_core(mention("and for transfers?", user="USAM", ts="2.4", thread_ts="2.0", parent_user_id="UALEX"))
+    assert isinstance(asked, InboundMessage) and asked.mentions_bot
+
+
 @pytest.mark.parametrize(
     "extra",
     [
