@@ -55,6 +55,10 @@ class Rule:
     pattern: re.Pattern[str]
 
 
+#: The weapons the "carry-past" rule names.
+_CARRIED = r"(knife|knives|gun|guns|pistol|handgun|rifle|blade|machete|firearm|firearms|shotgun)"
+
+
 def _r(category: str, name: str, pattern: str) -> Rule:
     return Rule(category, name, re.compile(pattern))
 
@@ -328,10 +332,10 @@ RULES: tuple[Rule, ...] = (
         "carry-past",
         # A weapon carried where it is not allowed, or hidden from the checks: "would a knife in my coat pocket get
         # past anyone", "a locker nobody checks where i could keep my knife".
-        r"\b(knife|knives|gun|guns|pistol|handgun|rifle|blade|machete|firearm|firearms|shotgun)\b.{0,50}\b(get|gets|go|slip|sneak|make it) (past|through) (security|screening|the bouncers?|the door|the metal detectors?|the scanners?|anyone|the guards?)\b"
-        r"|\b(knife|knives|gun|guns|pistol|handgun|rifle|blade|machete|firearm|firearms)\b.{0,40}\b(doesnt|does not|wont|will not) show up (at|on|in) (screening|the scanner|the x ?ray|security)\b"
-        r"|\b(nobody|no one|security never|never) (checks|looks|searches)\b.{0,40}\b(knife|knives|gun|guns|pistol|handgun|rifle|blade|machete|firearm)\b"
-        r"|\b(knife|knives|gun|guns|pistol|handgun|rifle|blade|machete|firearm)\b.{0,40}\b(where|that) (nobody|no one|security never|security doesnt|they never) (checks|looks|searches|scans)\b"
+        rf"\b{_CARRIED}\b.{{0,50}}\b(get|gets|go|slip|sneak|make it) (past|through) (security|screening|the bouncers?|the door|the metal detectors?|the scanners?|anyone|the guards?)\b"
+        rf"|\b{_CARRIED}\b.{{0,40}}\b(doesnt|does not|wont|will not) show up (at|on|in) (screening|the scanner|the x ?ray|security)\b"
+        rf"|\b(nobody|no one|security never|never) (checks|looks|searches)\b.{{0,40}}\b{_CARRIED}\b"
+        rf"|\b{_CARRIED}\b.{{0,40}}\b(where|that) (nobody|no one|security never|security doesnt|they never) (checks|looks|searches|scans)\b"
         r"|\bzip gun\b|\b(bottles?|jars?) that (catch fire|explode|burst into flames) when (thrown|lit|smashed)\b",
     ),
     _r(
