@@ -145,11 +145,12 @@ def _place(team: str, event: Mapping[str, Any], *, what: str) -> Place:
     return Place(PLATFORM, team, channel, opt_str(event, "thread_ts"), is_direct=direct)
 
 
-def _mentions(text: str, bot_user_id: str) -> bool:
-    return bool(bot_user_id) and (f"<@{bot_user_id}>" in text or f"<@{bot_user_id}|" in text)
-
-
 _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+
+
+def _mentions(text: str, bot_user_id: str) -> bool:
+    """Whether the markup @-mentions the bot (`<@U…>` or `<@U…|name>`)."""
+    return bool(bot_user_id) and bot_user_id in _USER_MENTION.findall(text)
 
 
 def _mentions_others(text: str, bot_user_id: str) -> bool:
