@@ -72,7 +72,7 @@ class Embedder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         try:
-            model = OnnxMiniLM(path, threads=threads or (os.cpu_count() or 1), max_tokens=MAX_SEQ_LENGTH)
+            model = OnnxMiniLM(path, threads=threads, max_tokens=MAX_SEQ_LENGTH)
         except (OSError, ValueError, RuntimeError) as e:
             raise EmbeddingModelError(f"cannot load the embedding model from {path}: {e}") from e
         log.info("embedding model loaded from %s (ONNX Runtime, %d threads)", path, model.threads)

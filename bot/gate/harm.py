@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 import re
 import threading
 from collections import Counter
@@ -196,7 +195,7 @@ class IntentEncoder:
         self.meta = meta
         self._model = OnnxMiniLM(
             default_model_path(),
-            threads=threads or os.cpu_count() or 1,
+            threads=threads,
             max_tokens=MAX_SEQ_LENGTH,
             graph=graph,
             output="score",

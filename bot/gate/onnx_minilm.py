@@ -124,9 +124,10 @@ def export_graph(module: Any, out: Path, output: str) -> None:
 class OnnxMiniLM:
     """Tokenizer (Hugging Face `tokenizers`) and the exported graph on ONNX Runtime; not thread-safe.
 
-    `graph`: another graph over the same tokenizer's inputs instead of the exported embedding model (the intent
-    screen's fine-tuned copy, bot/gate/harm.py), whose `output` is read: one row of `width` numbers per text, or
-    one number per text when `width` is 0."""
+    `threads`: ONNX Runtime's threads for one forward pass, 0 for every core. `graph`: another graph over the same
+    tokenizer's inputs instead of the exported embedding model (the intent screen's fine-tuned copy,
+    bot/gate/harm.py), whose `output` is read: one row of `width` numbers per text, or one number per text when
+    `width` is 0."""
 
     def __init__(
         self,
@@ -143,7 +144,7 @@ class OnnxMiniLM:
 
         path = graph or exported_model(model_dir)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, threads)
+        options.intra_op_num_threads = max(1, threads or os.cpu_count() or 1)  # 0: every core
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
