@@ -97,12 +97,15 @@ def _place(place: object, what: str) -> Place:
     if not isinstance(place, Place):
         raise MalformedEvent(f"{what} is not a place")
     thread = None if place.thread is None else _id(place.thread, f"{what} thread")
+    # A Discord thread's parent channel carries the channel's scope binding.
+    parent = None if place.parent is None else _id(place.parent, f"{what} parent channel")
     return Place(
         _id(place.platform, f"{what} platform"),
         _id(place.workspace, f"{what} workspace", empty=True),
         _id(place.channel, f"{what} channel"),
         thread,
         is_direct=place.is_direct is True,
+        parent=parent,
     )
 
 
@@ -142,6 +145,7 @@ def clean_event(event: Event) -> Event:
             author=_actor(event.author, "author"),
             text=_text(event.text, "message text"),
             mentions_bot=event.mentions_bot is True,
+            mentions_others=event.mentions_others is True,
             via_command=event.via_command is True,
             permalink=event.permalink if isinstance(event.permalink, str) and len(event.permalink) <= 1024 else None,
             # A platform's request id that could not be a log field is replaced by one of ours.

@@ -33,7 +33,7 @@ from adapters import slack_cards as cards
 from adapters import slack_edge as edge
 from adapters.discord_client import CUSTOM_ID_TEMPLATE, INTENTS
 from adapters.discord_screen import gateway_problem
-from bot.events import CardAction, CommandInvoked, InboundMessage, MessageRef, Place, ReactionAdded
+from bot.events import Actor, CardAction, CommandInvoked, InboundMessage, MessageRef, Place, ReactionAdded
 from bot.sanitize import MAX_CASE_ID, MAX_ID_CHARS, MAX_NAME_CHARS, MalformedEvent, clean_event, clean_text
 from tests import discord_fakes as dfakes
 from tests import slack_fakes as sfakes
@@ -398,6 +398,21 @@ def test_a_message_from_a_server_not_in_the_cache_is_not_a_direct_message(state:
     [event] = _translate_gateway(state, "MESSAGE_CREATE", payload)
     assert isinstance(event, InboundMessage)
     assert event.ref.place == Place("discord", "5", str(dfakes.GENERAL)) and not event.ref.place.is_direct
+
+
+def test_cleaning_keeps_a_threads_parent_channel_and_whom_a_message_is_for() -> None:
+    # A Discord thread's parent channel carries its scope binding: once dropped here, no thread of a bound channel was
+    # answered without a mention, and a 🚩 there filed a case without its scope.
+    place = Place("discord", "1", "55", parent="2")
+    alice = Actor("discord", "7", "alice")
+    message = InboundMessage(ref=MessageRef(place, "9"), author=alice, text="deadline?", mentions_others=True)
+    cleaned = clean_event(message)
+    assert isinstance(cleaned, InboundMessage) and cleaned.ref.place.parent == "2" and cleaned.mentions_others
+    flag = clean_event(ReactionAdded(target=MessageRef(place, "9"), reactor=alice, emoji="flag"))
+    assert isinstance(flag, ReactionAdded) and flag.target.place.parent == "2"
+    bad = dataclasses.replace(message, ref=MessageRef(Place("discord", "1", "55", parent="2\n"), "9"))
+    with pytest.raises(MalformedEvent, match="parent channel"):
+        clean_event(bad)
 
 
 def test_a_display_name_that_is_not_text_falls_back_to_the_username(state: Any) -> None:
