@@ -136,11 +136,19 @@ def is_chat(message: discord.Message) -> bool:
 
 
 def addresses_others(message: discord.Message, bot_user_id: int) -> bool:
-    """Whether a message @-mentions a member who is not the bot, or replies to someone else's message."""
+    """Whether a message @-mentions a member who is not the bot, replies to someone else's message, or is posted in a
+    thread another member opened.
+
+    A thread (a forum post, or one opened on a message) belongs to whoever opened it: others posting there talk to
+    them, as a reply in another member's Slack thread does. The opener's own follow-ups, and messages in a thread the
+    bot opened, are still for the bot, and so is a reply to one of the bot's messages wherever it is."""
     if any(u.id != bot_user_id for u in message.mentions):
         return True
     resolved = message.reference.resolved if message.reference is not None else None
-    return isinstance(resolved, discord.Message) and resolved.author.id != bot_user_id
+    if isinstance(resolved, discord.Message):
+        return resolved.author.id != bot_user_id
+    channel = message.channel
+    return isinstance(channel, discord.Thread) and channel.owner_id not in (message.author.id, bot_user_id)
 
 
 def to_inbound(message: discord.Message, *, bot_user_id: int, bot_role_ids: Iterable[int] = ()) -> InboundMessage:

@@ -75,9 +75,10 @@ class InboundMessage:
     text: str
     #: True when the message mentions the bot (Slack app_mention, Discord @mention).
     mentions_bot: bool = False
-    #: True when the message is addressed to another member: it @-mentions a user who is not the bot, or (Discord)
-    #: replies to someone else's message. In a channel bound to a scope, such a message that does not also mention
-    #: the bot is members talking among themselves.
+    #: True when the message is addressed to another member: it @-mentions a user who is not the bot, replies to
+    #: someone else's message (Discord), or is posted in a thread another member started (a Slack thread on their
+    #: message, a Discord thread they opened). In a channel bound to a scope, such a message that does not also
+    #: mention the bot is members talking among themselves.
     mentions_others: bool = False
     sent_at: datetime | None = None
     #: Whether the text came from a slash command (`/scopebot ask …`) rather than a plain message.

@@ -343,6 +343,32 @@ class FakeDiscord:
         await self.dispatch("MESSAGE_CREATE", payload)
         return msg
 
+    async def open_thread(self, owner: Json, parent_id: int, name: str = "a question") -> int:
+        """A member opens a public thread (a forum post, or a thread on a message) under a channel; its id."""
+        thread_id = next(self._ids)
+        data = {
+            "id": str(thread_id),
+            "guild_id": str(GUILD_ID),
+            "parent_id": str(parent_id),
+            "owner_id": owner["id"],
+            "name": name,
+            "type": 11,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "message_count": 0,
+            "member_count": 1,
+            "flags": 0,
+            "newly_created": True,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": 1440,
+                "archive_timestamp": _now(),
+                "locked": False,
+            },
+        }
+        await self.dispatch("THREAD_CREATE", data)
+        return thread_id
+
     async def react(self, who: Json, message: Json, emoji: str = "🚩") -> None:
         """A member adds a reaction to a message."""
         data: Json = {

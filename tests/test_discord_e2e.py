@@ -152,6 +152,25 @@ async def test_bound_channels_and_direct_messages_need_no_mention(
     assert chatter["id"] not in {r.question_message_id for r in rows}
 
 
+async def test_in_a_thread_another_member_opened_the_bot_waits_to_be_asked(
+    write_config: Callable[..., Path], tiny_gguf: Path, fake: FakeDiscord
+) -> None:
+    async with running(discord_config(write_config, model=tiny_gguf), fake) as (app, _adapter):
+        thread = await fake.open_thread(ALICE, ADMISSIONS)  # e.g. a forum post of Alice's in the bound channel
+        asked = await fake.say(ALICE, "When is the Regular Decision deadline?", channel_id=thread)
+        answered = await answer_to(app, asked)
+        # Bob, in Alice's thread, talks to her: even a question is left to them unless he names the bot.
+        chatter = await fake.say(BOB_MOD, "When is the Early Decision deadline?", channel_id=thread)
+        named = await fake.say(BOB_MOD, "When is the Early Decision deadline?", channel_id=thread, mention_bot=True)
+        await answer_to(app, named)
+        follow_up = await fake.say(ALICE, "What majors do you offer?", channel_id=thread)
+        await answer_to(app, follow_up)
+        rows = await answers(app)
+    assert answered.channel == str(thread) and answered.scope == "college" and shown(fake, asked) == answered.answer
+    assert chatter["id"] not in {r.question_message_id for r in rows} and not replies(fake, chatter)
+    assert [r.question_message_id for r in rows] == [asked["id"], named["id"], follow_up["id"]]
+
+
 async def test_rate_limits_server_errors_refusals_and_malformed_events_are_survived(
     write_config: Callable[..., Path], tiny_gguf: Path, fake: FakeDiscord, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -379,15 +379,15 @@ def test_only_the_configured_escalation_mention_pings_and_only_in_reviewer_chann
     assert ANSWER_MENTIONS.to_dict() == {"parse": [], "replied_user": True}
 
 
-def _thread(state: ConnectionState[Any], thread_id: int, parent_id: int) -> discord.Thread:
-    """A public thread under `parent_id`, as discord.py holds one after THREAD_CREATE."""
+def _thread(state: ConnectionState[Any], thread_id: int, parent_id: int, owner: Any = ALICE) -> discord.Thread:
+    """A public thread under `parent_id` opened by `owner`, as discord.py holds one after THREAD_CREATE."""
     guild = state._get_guild(GUILD_ID)
     assert guild is not None
     data = {
         "id": str(thread_id),
         "guild_id": str(GUILD_ID),
         "parent_id": str(parent_id),
-        "owner_id": ALICE["id"],
+        "owner_id": owner["id"],
         "name": "about deadlines",
         "type": 11,
         "last_message_id": None,
@@ -448,3 +448,28 @@ async def test_a_message_in_a_thread_answers_for_the_scope_bound_to_its_channel(
     )
     flag = to_reaction(raw, parent_id=parent_of(thread))
     assert flag.target.place.parent == str(ADMISSIONS) and registry.bound_to(flag.target.place) is bound
+
+
+async def test_a_message_in_a_thread_another_member_opened_is_for_them(
+    fake: FakeDiscord, state: ConnectionState[Any]
+) -> None:
+    alices = _thread(state, 555_000_333, ADMISSIONS)
+
+    def inbound(author: Any, text: str, thread: discord.Thread, **extra: Any) -> Any:
+        payload = gateway_message(fake, author, text, channel_id=thread.id, **extra)
+        return to_inbound(discord.Message(state=state, channel=thread, data=payload), bot_user_id=BOT_ID)  # type: ignore[arg-type]
+
+    # Bob posting in the thread Alice opened (a forum post of hers, say) talks to her, even with a question.
+    assert inbound(BOB_MOD, "I think it's January 5, check the site", alices).mentions_others
+    assert inbound(BOB_MOD, "When is the Early Decision deadline?", alices).mentions_others
+    # Alice's own follow-ups in her thread, and a thread the bot opened, are for the bot.
+    assert not inbound(ALICE, "and for transfer students?", alices).mentions_others
+    bots = _thread(state, 555_000_444, ADMISSIONS, owner=BOT_USER)
+    assert not inbound(BOB_MOD, "When is the Early Decision deadline?", bots).mentions_others
+    # A reply to the bot's answer is for the bot, in anyone's thread.
+    answer = gateway_message(fake, BOT_USER, "Regular Decision closes on January 5.", channel_id=alices.id)
+    ref = {"message_id": answer["id"], "channel_id": answer["channel_id"], "guild_id": answer["guild_id"]}
+    follow_up = inbound(
+        BOB_MOD, "and Early Decision?", alices, type=19, message_reference=ref, referenced_message=answer
+    )
+    assert not follow_up.mentions_others
