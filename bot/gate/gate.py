@@ -38,8 +38,8 @@ from bot.gate.language import LANGUAGE_RULE, other_language
 from bot.gate.normalize import Normalized, clean_text, normalize
 from bot.gate.rules import match_joined, match_rules
 from bot.gate.smalltalk import SMALL_TALK_RULE, small_talk
-from bot.gate.tasks import organisation_names, what_is_asked
-from bot.gate.topic import FEATURES, ScopeIndex, asks_about_safety, asks_for_general_advice, build_indexes
+from bot.gate.tasks import asks_for_general_advice, organisation_names, what_is_asked
+from bot.gate.topic import FEATURES, ScopeIndex, asks_about_safety, build_indexes
 from bot.gate.wordlists import WordLists
 from bot.knowledge import Chunk, KnowledgeIndex, terms
 

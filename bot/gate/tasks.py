@@ -9,7 +9,8 @@ The screens the gate runs before the topic classifier, in its order:
   refused, where the classifier would see only an hours question like the scope's own;
 - `named_place`: any question about another organisation named by the words before a kind of place
   ("tickets to the Bronx Zoo"), refused;
-- `service_question`: what anyone asks the organisation it is talking to ("is there parking?"), answered.
+- `service_question`: what anyone asks the organisation it is talking to ("is there parking?"), answered, unless
+  it asks for general advice (`asks_for_general_advice`: "how much should I tip housekeeping?").
 
 A scoped bot answers questions about its use case. "Write a poem about my dog" shares the vet clinic's
 subject but not its purpose, and the topic classifier, which measures what a question is *about*, cannot
@@ -123,6 +124,35 @@ def asks_general_knowledge(lowered: str) -> bool:
 def asks_about_a_career(lowered: str) -> bool:
     """Whether a question asks how to work in the organisation's field, not for one of its own jobs."""
     return _CAREER.search(lowered) is not None and _ASKED_OF_IT.search(lowered) is None
+
+
+#: The forms of general advice about a subject: the best product ("what's the best used car for a new teen
+#: driver"), doing it yourself ("how do I build a putting green in my backyard", "how do i file my own taxes"), how
+#: much of a thing one should do, who won, how a thing works, the difference between two things. The classifier
+#: measures what a question is about and is sure of these (0.9 and more at the golf club); asked of the
+#: organisation ("which membership is best for you?") they are its own.
+_ADVICE = re.compile(
+    r"^(?:what(?:'?s|\s+is|\s+are)|which|whats)\s+(?:the\s+|a\s+)?(?:best|good|top|cheapest|safest|healthiest|easiest)\s+"
+    # … but not the organisation's own offer or visit: "the best time to come", "the best plan for a family".
+    r"(?!(?:way|ways|time|times|day|days|option|options|plan|plans|package|packages|deal|deals|membership|memberships"
+    r"|pass|passes|ticket|tickets|seat|seats|room|rooms|price|prices|rate|rates|entrance|phone|number|email|place\s+to)\b)"
+    r"|^(?:best|good)\s+\w+|\bwhich\s+\w+\s+(?:is|are)\s+(?:the\s+)?best\b"
+    r"|\bhow\s+(?:do|can|should|would)\s+(?:i|you|we)\b.*\b(?:myself|ourselves|at\s+home|my\s+own|"
+    r"in\s+(?:my|the|our)\s+(?:backyard|garage|driveway|house|yard|kitchen|apartment))\b"
+    # How much or how many of a thing one should do or have: "how much water should I drink a day", "how much
+    # should i tip housekeeping" (not "how long should i expect to wait", "how often should i come in": a visit).
+    r"|\bhow\s+(?:much|many)\s+(?:\w+\s+){0,3}should\s+i\b"
+    r"|^who\s+(?:won|has\s+won|holds|is\s+the\s+(?:best|greatest|most))\b|\b(?:greatest|best)\s+(?:\w+\s+){1,2}"
+    r"(?:of\s+all\s+time|ever)\b"
+    r"|^how\s+(?:does|do)\s+(?!you\b|i\b|we\b|u\b)(?:\w+\s+){1,4}work\b|\bdifference\s+between\b"
+)
+#: Asked of the organisation: "you", "here", "we" (a member of it), "this place"; "the US" is a country.
+_ASKED_OF_US = re.compile(r"\b(?:you|your|yours|u|ur|y'?all|ya|here|this\s+place|we|our|(?<!the\s)us)\b")
+
+
+def asks_for_general_advice(lowered: str) -> bool:
+    """Whether a lower-cased question asks for general advice about a subject, not of the organisation (`_ADVICE`)."""
+    return _ADVICE.search(lowered) is not None and _ASKED_OF_US.search(lowered) is None
 
 
 #: Words of the questions any organisation gets from the people it serves (beyond `service_questions.txt`'s
@@ -530,7 +560,9 @@ def what_is_asked(
         return Asked(
             "refuse", "topic:other-place", f"about another place or organisation ({place!r}), not this scope's"
         )
-    if service_question(clean, vocabulary):
+    # "how much water should I drink a day" has only service words, but is advice asked of no one: the classifier
+    # decides it, with the higher threshold of general advice.
+    if service_question(clean, vocabulary) and not asks_for_general_advice(lowered):
         return Asked(
             "answer", "topic:service", "a service question (hours, visits, contact, prices) asked of this scope"
         )

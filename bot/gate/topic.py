@@ -61,31 +61,6 @@ def asks_about_safety(lowered: str) -> bool:
 
 #: Logits a question in the form of general advice needs more: as if the scope's strictness were 0.5 higher.
 ADVICE_LOGITS = STRICTNESS_LOGITS
-#: The forms of general advice about a subject: the best product ("what's the best used car for a new teen
-#: driver"), doing it yourself ("how do I build a putting green in my backyard"), who won, how a thing works, the
-#: difference between two things. The classifier measures what a question is about and is sure of these (0.9 and
-#: more at the golf club); asked of the organisation ("which membership is best for you?") they are its own.
-_ADVICE = re.compile(
-    r"^(?:what(?:'?s|\s+is|\s+are)|which|whats)\s+(?:the\s+|a\s+)?(?:best|good|top|cheapest|safest|healthiest|easiest)\s+"
-    # … but not the organisation's own offer or visit: "the best time to come", "the best plan for a family".
-    r"(?!(?:way|ways|time|times|day|days|option|options|plan|plans|package|packages|deal|deals|membership|memberships"
-    r"|pass|passes|ticket|tickets|seat|seats|room|rooms|price|prices|rate|rates|entrance|phone|number|email|place\s+to)\b)"
-    r"|^(?:best|good)\s+\w+|\bwhich\s+\w+\s+(?:is|are)\s+(?:the\s+)?best\b"
-    r"|\bhow\s+(?:do|can|should|would)\s+(?:i|you|we)\b.*\b(?:myself|ourselves|at\s+home|"
-    r"in\s+(?:my|the|our)\s+(?:backyard|garage|driveway|house|yard|kitchen|apartment))\b"
-    r"|^who\s+(?:won|has\s+won|holds|is\s+the\s+(?:best|greatest|most))\b|\b(?:greatest|best)\s+(?:\w+\s+){1,2}"
-    r"(?:of\s+all\s+time|ever)\b"
-    r"|^how\s+(?:does|do)\s+(?!you\b|i\b|we\b|u\b)(?:\w+\s+){1,4}work\b|\bdifference\s+between\b"
-)
-#: Asked of the organisation: "you", "here", "we" (a member of it), "this place".
-_ASKED_OF_US = re.compile(r"\b(?:you|your|yours|u|ur|y'?all|ya|here|this\s+place|we|our|us)\b")
-
-
-def asks_for_general_advice(lowered: str) -> bool:
-    """Whether a lower-cased question asks for general advice about a subject, not of the organisation (`_ADVICE`)."""
-    return _ADVICE.search(lowered) is not None and _ASKED_OF_US.search(lowered) is None
-
-
 #: How many of the nearest positives, generic negatives and other scopes' texts the classifier looks at.
 TOP_K = 5
 _WORD = re.compile(r"\w+")
