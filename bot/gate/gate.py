@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.config import ScopeConfig
-from bot.gate import GateResult
+from bot.gate import GateResult, learned_block
 from bot.gate.embed import DIM, Embedder, Vectors
 from bot.gate.harm import ScreenModels, load_models, views
 from bot.gate.language import LANGUAGE_RULE, other_language
@@ -422,6 +422,16 @@ class ScopeGate:
             blocked = self._block_by_model(
                 scope, vecs, prepared.texts, answer=False, vouched=vouched, intent_score=intent_score
             )
+            language = other_language(norm.clean) if blocked is not None and learned_block(blocked.rule) else None
+            if blocked is not None and language is not None:
+                # The learned screens read English: in another language they take ordinary questions for harm ("¿Me
+                # pueden imprimir las instrucciones del medicamento en español?" as violence). Not answered either
+                # way, the asker is told the language is why, in words they may read; the rules still block.
+                return GateResult(
+                    "refuse", scope.name,
+                    f"written in {language}, which the gate cannot read (its learned screens read it as: "
+                    f"{blocked.reason}); not answered", blocked.score, rule=f"{LANGUAGE_RULE}:{language}",
+                )  # fmt: skip
             if blocked is not None:
                 return blocked
         if listed:
