@@ -17,6 +17,7 @@ from bot.app import App, build_app
 from bot.config import load_config
 from bot.models import BotAnswer
 from moderation.audit import entries
+from moderation.models import Case
 from tests.discord_fakes import (
     ADMISSIONS,
     ALICE,
@@ -166,6 +167,12 @@ async def test_in_a_thread_another_member_opened_the_bot_waits_to_be_asked(
         follow_up = await fake.say(ALICE, "What majors do you offer?", channel_id=thread)
         await answer_to(app, follow_up)
         rows = await answers(app)
+        # A 🚩 in the thread files a case with the scope of the channel the thread belongs to.
+        await fake.react(BOB_MOD, replies(fake, asked)[0])
+        await fake.wait_for(lambda: cards(fake), seconds=30)
+        async with app.sessions() as session:
+            [case] = (await session.execute(select(Case))).scalars().all()
+    assert (case.scope, case.channel) == ("college", str(thread))
     assert answered.channel == str(thread) and answered.scope == "college" and shown(fake, asked) == answered.answer
     assert chatter["id"] not in {r.question_message_id for r in rows} and not replies(fake, chatter)
     assert [r.question_message_id for r in rows] == [asked["id"], named["id"], follow_up["id"]]
