@@ -854,6 +854,7 @@ class _SlowEncoder:
     """An intent encoder that takes 0.3 s a question and finds nothing (stands in for a forward pass)."""
 
     threshold = 1.0
+    harm_confirm = 0.0
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         time.sleep(0.3)
