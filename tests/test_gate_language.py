@@ -20,6 +20,9 @@ DATA = Path(__file__).resolve().parent / "data"
         ("hola, ustedes hablan español? necesito ayuda con mi solicitud", "Spanish"),
         ("Est-ce que la bibliothèque est ouverte le dimanche ?", "French"),
         ("Vocês têm aulas de direção para quem não fala inglês?", "Portuguese"),
+        # "do" and "in" are English words too; the other language's own outnumber them three to one.
+        ("vocês falam português? preciso consertar o salto do meu sapato", "Portuguese"),
+        ("Ich bin in der Stadt, wann ist die Bibliothek heute geöffnet?", "German"),
         ("Wann ist die Bibliothek am Sonntag geöffnet?", "German"),
         ("Quando è aperta la biblioteca la domenica?", "Italian"),
         ("图书馆星期天几点开门？", "Chinese or Japanese"),
@@ -44,6 +47,7 @@ def test_another_language_is_recognised(text: str, language: str) -> None:
         "tuition?",
         "hola",  # one word: small talk decides
         "my name is José García, can I renew my card?",
+        "what does hay que mean in el horario de la biblioteca",
         "👍",
     ],
 )
@@ -53,7 +57,7 @@ def test_english_is_not(text: str) -> None:
 
 def test_no_english_line_of_the_evaluation_or_training_sets_is_taken_for_another_language() -> None:
     # Every expected answer/refuse/block line of the jsonl sets, save the ones written in Spanish or Portuguese on
-    # purpose (access_blind: 12 questions, each also asked of five other scopes).
+    # purpose (access_blind: 13 questions, each also asked of five other scopes).
     found: dict[str, int] = {}
     for path in sorted((DATA / "gate").glob("*.jsonl")):
         for line in path.read_text("utf-8").splitlines():
@@ -62,7 +66,7 @@ def test_no_english_line_of_the_evaluation_or_training_sets_is_taken_for_another
             assert other_language(normalize(text).clean) == language, text
             if language is not None:
                 found[language] = found.get(language, 0) + 1
-    assert found == {"Spanish": 60, "Portuguese": 12}
+    assert found == {"Spanish": 60, "Portuguese": 18}
 
 
 def test_the_reply_is_followed_by_its_translation() -> None:

@@ -351,13 +351,13 @@ def test_questions_about_access_needs_written_blind(embedder: Embedder) -> None:
     # (README "Scope gate"). The tenth session's fine-tuned intent screen: 160 answered and 20 blocked at their own
     # scope (30 blocked before benign_access.txt joined its training texts), 52 answered elsewhere (100 blocked);
     # refitted in the eleventh session: 161 and 19, 52 (95 blocked), 18 of the general ones blocked (24 before);
-    # with the twelfth session's second opinion on the harm classifier's blocks: 161 and 18, 53 (90 blocked); 15 and
-    # 75 blocked since questions in another language are refused saying so, not blocked by the learned screens.
+    # with the twelfth session's second opinion on the harm classifier's blocks: 161 and 18, 53 (90 blocked); 14 and
+    # 70 blocked since questions in another language are refused saying so, not blocked by the learned screens.
     kinds = _by_kind_over(embedder, "access_blind", _UNSEEN_LATE)
     own, other, general = kinds["access_question"], kinds["other_scope_access"], kinds["off_topic_access"]
     assert (own.n, other.n, general.n) == (210, 1050, 360)
-    assert own.passed >= 158 and own.blocked <= 17
-    assert other.n - other.passed - other.blocked <= 60 and other.blocked <= 80
+    assert own.passed >= 158 and own.blocked <= 16
+    assert other.n - other.passed - other.blocked <= 60 and other.blocked <= 75
     assert general.n - general.passed - general.blocked <= 24
 
 

@@ -3,10 +3,10 @@
 The embedding model and the classifiers were trained on English; a question in Spanish or in Chinese scores as
 nothing in particular and is refused with the scope's English refusal line, which its asker may not read either.
 Such a message is recognised here with high precision (a wrong guess would refuse an English question): mostly
-letters of another script, or at least three function words of one of five European languages and none of
-English. When the topic classifier would refuse it, it is refused with a line that says so (`bot.language_reply`),
-followed by the same line in the asker's language when we have it, instead of the scope's refusal line (the
-classifier still answers the few it finds in scope, and the harm screens still run first).
+letters of another script, or at least three function words of one of five European languages and three times as
+many as of English. When the topic classifier would refuse it, it is refused with a line that says so
+(`bot.language_reply`), followed by the same line in the asker's language when we have it, instead of the scope's
+refusal line (the classifier still answers the few it finds in scope, and the harm screens still run first).
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ _FUNCTION_WORDS: dict[str, frozenset[str]] = {
         ("Italian", _ITALIAN),
     )
 }
-#: English function words: one of them and the message is taken for English (with a few foreign words in it).
+#: English function words: a message with a third as many of them as of another language's is taken for English
+#: (with a few foreign words in it).
 _ENGLISH_RAW = """
     the is are was were do does did what when where which who how why can could would should will i you we they he
     she it my your our their this that these those there here and or but of to for with from at on in by be have
@@ -73,6 +74,9 @@ _ENGLISH = frozenset(_ENGLISH_RAW.split())
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 #: Words of one language needed, at least, and the share of letters of another script that marks one.
 MIN_FUNCTION_WORDS = 3
+#: … and at least this many times as many of them as of English function words, some of which other languages write
+#: too (Portuguese "do", German "in"): "vocês falam português? preciso consertar o salto do meu sapato".
+ENGLISH_SHARE = 3
 SCRIPT_SHARE = 0.6
 _SCRIPTS = {
     "CJK": "Chinese or Japanese",
@@ -118,11 +122,10 @@ def other_language(text: str) -> str | None:
             return _SCRIPTS[key]
     # One-letter words say nothing ("é" folds to "e", and obfuscated text is full of stray letters).
     words = [w for w in map(_fold, _WORD.findall(text)) if len(w) > 1]
-    if any(w in _ENGLISH for w in words):
-        return None
+    english = sum(w in _ENGLISH for w in words)
     counts = {lang: sum(w in vocab for w in words) for lang, vocab in _FUNCTION_WORDS.items()}
     lang, best = max(counts.items(), key=lambda kv: kv[1])
-    return lang if best >= MIN_FUNCTION_WORDS else None
+    return lang if best >= MIN_FUNCTION_WORDS and best >= ENGLISH_SHARE * english else None
 
 
 def language_reply(line: str, language: str) -> str:
