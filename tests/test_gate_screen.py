@@ -848,6 +848,16 @@ def test_a_fine_tuned_encoder_is_exported_to_the_graph_the_gate_reads(tmp_path: 
     (damaged / INTENT_ENCODER_META).write_text('{"threshold": 0.5}')
     with pytest.raises(ValueError, match=r"cannot load the intent screen's encoder from .*damaged"):
         load_intent_encoder(damaged)
+    # A second-opinion bar that is not a number is an error too, not a silently missing second opinion.
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / INTENT_ENCODER).write_bytes((tmp_path / INTENT_ENCODER).read_bytes())
+    (odd / INTENT_ENCODER_META).write_text('{"threshold": 0.5, "harm_confirm": "-2.6"}')
+    with pytest.raises(ValueError, match=r"encoder from .*odd .*harm_confirm must be a number"):
+        load_intent_encoder(odd)
+    (odd / INTENT_ENCODER_META).write_text('{"threshold": 0.5, "harm_confirm": -2}')
+    reloaded = load_intent_encoder(odd)
+    assert reloaded is not None and reloaded.harm_confirm == -2.0
 
 
 class _SlowEncoder:

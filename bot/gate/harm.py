@@ -195,7 +195,9 @@ class IntentEncoder:
         #: The score a view the harm classifier flags, short of sure, must reach to be blocked: 99 % of the harmful
         #: training requests the classifier flags reach it (`harm_confirm` in the metadata; None: not calibrated).
         confirm = meta.get("harm_confirm")
-        self.harm_confirm = float(confirm) if isinstance(confirm, int | float) else None
+        if confirm is not None and (isinstance(confirm, bool) or not isinstance(confirm, int | float)):
+            raise ValueError(f"harm_confirm must be a number, not {confirm!r}")
+        self.harm_confirm = None if confirm is None else float(confirm)
         self.meta = meta
         self._model = OnnxMiniLM(
             default_model_path(),
