@@ -61,6 +61,29 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def thread_data(thread_id: int, parent_id: int, owner: Json, name: str) -> Json:
+    """A public thread under `parent_id` opened by `owner`, as THREAD_CREATE carries it."""
+    return {
+        "id": str(thread_id),
+        "guild_id": str(GUILD_ID),
+        "parent_id": str(parent_id),
+        "owner_id": owner["id"],
+        "name": name,
+        "type": 11,
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+        "message_count": 0,
+        "member_count": 1,
+        "flags": 0,
+        "thread_metadata": {
+            "archived": False,
+            "auto_archive_duration": 1440,
+            "archive_timestamp": _now(),
+            "locked": False,
+        },
+    }
+
+
 @dataclass
 class Call:
     """One REST request the bot made."""
@@ -346,27 +369,7 @@ class FakeDiscord:
     async def open_thread(self, owner: Json, parent_id: int, name: str = "a question") -> int:
         """A member opens a public thread (a forum post, or a thread on a message) under a channel; its id."""
         thread_id = next(self._ids)
-        data = {
-            "id": str(thread_id),
-            "guild_id": str(GUILD_ID),
-            "parent_id": str(parent_id),
-            "owner_id": owner["id"],
-            "name": name,
-            "type": 11,
-            "last_message_id": None,
-            "rate_limit_per_user": 0,
-            "message_count": 0,
-            "member_count": 1,
-            "flags": 0,
-            "newly_created": True,
-            "thread_metadata": {
-                "archived": False,
-                "auto_archive_duration": 1440,
-                "archive_timestamp": _now(),
-                "locked": False,
-            },
-        }
-        await self.dispatch("THREAD_CREATE", data)
+        await self.dispatch("THREAD_CREATE", {**thread_data(thread_id, parent_id, owner, name), "newly_created": True})
         return thread_id
 
     async def react(self, who: Json, message: Json, emoji: str = "🚩") -> None:

@@ -56,6 +56,7 @@ from tests.discord_fakes import (
     GUILD_ID,
     MOD_ROLE,
     FakeDiscord,
+    thread_data,
 )
 
 
@@ -383,25 +384,7 @@ def _thread(state: ConnectionState[Any], thread_id: int, parent_id: int, owner: 
     """A public thread under `parent_id` opened by `owner`, as discord.py holds one after THREAD_CREATE."""
     guild = state._get_guild(GUILD_ID)
     assert guild is not None
-    data = {
-        "id": str(thread_id),
-        "guild_id": str(GUILD_ID),
-        "parent_id": str(parent_id),
-        "owner_id": owner["id"],
-        "name": "about deadlines",
-        "type": 11,
-        "last_message_id": None,
-        "rate_limit_per_user": 0,
-        "message_count": 1,
-        "member_count": 1,
-        "flags": 0,
-        "thread_metadata": {
-            "archived": False,
-            "auto_archive_duration": 1440,
-            "archive_timestamp": "2026-11-28T00:00:00+00:00",
-            "locked": False,
-        },
-    }
+    data = thread_data(thread_id, parent_id, owner, "about deadlines")
     return discord.Thread(guild=guild, state=state, data=data)  # type: ignore[arg-type]
 
 
