@@ -422,18 +422,18 @@ class ScopeGate:
             blocked = self._block_by_model(
                 scope, vecs, prepared.texts, answer=False, vouched=vouched, intent_score=intent_score
             )
-            language = other_language(norm.clean) if blocked is not None and learned_block(blocked.rule) else None
-            if blocked is not None and language is not None:
+            if blocked is not None:
                 # The learned screens read English: in another language they take ordinary questions for harm ("¿Me
                 # pueden imprimir las instrucciones del medicamento en español?" as violence). Not answered either
                 # way, the asker is told the language is why, in words they may read; the rules still block.
+                language = other_language(norm.clean) if learned_block(blocked.rule) else None
+                if language is None:
+                    return blocked
                 return GateResult(
                     "refuse", scope.name,
                     f"written in {language}, which the gate cannot read (its learned screens read it as: "
                     f"{blocked.reason}); not answered", blocked.score, rule=f"{LANGUAGE_RULE}:{language}",
                 )  # fmt: skip
-            if blocked is not None:
-                return blocked
         if listed:
             # An operator listed this very question (in the file or at run time, e.g. from a moderator's
             # "should have answered"): it is answered, after the harm screens above.
