@@ -18,13 +18,36 @@ import pytest
 
 from bot.app import build_app
 from bot.config import load_config
-from bot.events import PlatformLimits
+from bot.events import MessageRef, PlatformLimits
 from bot.pipeline import RETRY_TEXT
 from tests.faults_support import answers, ask, cards_per_case, edit_config, flag, post
 from tests.moderation_support import FindingMemoryPlatform
 from tests.waiting import until
 
 pytestmark = pytest.mark.slow
+
+#: Questions asked until one's answer streams (see the test).
+ASK_TRIES = 5
+
+
+async def ask_until_streaming(
+    platform: FindingMemoryPlatform, who: str, text: str
+) -> tuple[asyncio.Task[MessageRef], MessageRef]:
+    """Ask a question and wait until its answer streams (more than a few words shown, not finished) or the question
+    is over; returns the asking task and the question."""
+    asked = [m.ref for m in platform.messages.values() if m.author.user_id == who]
+    asking = asyncio.create_task(ask(platform, who, text))
+    [question] = await until(
+        lambda: [m.ref for m in platform.messages.values() if m.author.user_id == who and m.ref not in asked],
+        what="the question",
+    )
+
+    def streaming_or_over() -> bool:
+        shown = platform.replies_to(question)
+        return asking.done() or (bool(shown) and shown[0].text.endswith(" …") and len(shown[0].text) > 20)
+
+    await until(streaming_or_over, what="the answer to stream")
+    return asking, question
 
 
 async def test_killing_the_model_worker_mid_answer_costs_one_retry_reply_and_nothing_else(
@@ -47,16 +70,15 @@ async def test_killing_the_model_worker_mid_answer_costs_one_retry_reply_and_not
     try:
         assert app.model is not None
         pid = int(app.model.info["pid"])
-        asking = asyncio.create_task(ask(mem, "alice", "How much is tuition?"))
-        [question] = await until(
-            lambda: [m.ref for m in mem.messages.values() if m.author.user_id == "alice"], what="the question"
-        )
-
-        def streaming_under_way() -> bool:
-            shown = mem.replies_to(question)
-            return bool(shown) and shown[0].text.endswith(" …") and len(shown[0].text) > 20
-
-        await until(streaming_under_way, what="the answer to stream")
+        # The random tiny model's word salad is now and then withheld by the answer screen before it gets going
+        # (seen once in CI): that question is over, and the member asks again.
+        for _ in range(ASK_TRIES):
+            asking, question = await ask_until_streaming(mem, "alice", "How much is tuition?")
+            if not asking.done():
+                break
+            await asking
+        else:
+            raise AssertionError(f"no answer got going in {ASK_TRIES} questions")
         os.kill(pid, signal.SIGKILL)
         await asyncio.wait_for(asking, 60)
         assert [m.text for m in mem.replies_to(question)] == [RETRY_TEXT]
@@ -81,7 +103,8 @@ async def test_killing_the_model_worker_mid_answer_costs_one_retry_reply_and_not
         await app.stop()
     # Both questions are on record: the killed one as an error, the next one generated in full (the
     # random tiny model's text may then be held back by the answer screen; that is the gate working).
-    killed, next_one = records
+    *withheld, killed, next_one = records
+    assert all(r.verdict == "block" for r in withheld), "a question asked again was withheld, not lost"
     assert (killed.platform, killed.verdict) == ("memory", "error")
     assert next_one.platform == "other" and next_one.verdict in ("answer", "block")
     assert next_one.answer.strip(), "the model generated it"
