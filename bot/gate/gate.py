@@ -315,6 +315,11 @@ class ScopeGate:
                 "block", scope.name, f"{what} {category.replace('_', ' ')} ({score:.2f})", score,
                 rule=f"harm:{category}:model",
             )  # fmt: skip
+        if not answer:
+            # The jailbreak column too: a view nearer to an ordinary message than to any known jailbreak prompt.
+            flagged = np.flatnonzero(proba[:, 2] >= harm.jailbreak_threshold)
+            if len(flagged):
+                proba[flagged[harm.like_benign(vecs[flagged], jailbreak=True)], 2] = 0.0
         i_jb = int(proba[:, 2].argmax())
         if not answer and proba[i_jb, 2] >= harm.jailbreak_threshold:
             score = float(proba[i_jb, 2])

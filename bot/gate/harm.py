@@ -77,6 +77,8 @@ class HarmModel:
     #: classifier's harmful training texts) for `like_benign`; empty: no such check.
     benign_neighbours: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32), repr=False)
     harmful_neighbours: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32), repr=False)
+    #: Embedded jailbreak prompts (the classifier's jailbreak training texts), for `like_benign(…, jailbreak=True)`.
+    jailbreak_neighbours: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32), repr=False)
     neighbour_margin: float = NEIGHBOUR_MARGIN
 
     def probabilities(self, vecs: Vectors) -> np.ndarray:
@@ -90,17 +92,20 @@ class HarmModel:
         """The harm category whose seed centroid is closest."""
         return self.categories[int((self.centroids @ vec).argmax())]
 
-    def like_benign(self, vecs: Vectors) -> np.ndarray:
-        """Per vector: is it nearer to a benign example than to every harmful request, by `neighbour_margin`?
+    def like_benign(self, vecs: Vectors, *, jailbreak: bool = False) -> np.ndarray:
+        """Per vector: is it nearer to a benign example than to every harmful request (`jailbreak`: every jailbreak
+        prompt), by `neighbour_margin`?
 
         The linear classifier draws one boundary for every kind of text, and ordinary questions about people
         fall on the wrong side of it ("My grandmother is 82 … could someone bring food to her house?" read as
-        violence). A text that resembles a known ordinary question more than any known harmful request is not
-        blocked on the classifier's word alone; rules, the intent screen and the topic still judge it."""
-        if not len(vecs) or not self.benign_neighbours.size or not self.harmful_neighbours.size:
+        violence); chatty messages fall on the jailbreak side ("omg congrats on the new job!!! so happy for u").
+        A text that resembles a known ordinary message more than any known harmful request or jailbreak prompt is
+        not blocked on the classifier's word alone; rules, the intent screen and the topic still judge it."""
+        against = self.jailbreak_neighbours if jailbreak else self.harmful_neighbours
+        if not len(vecs) or not self.benign_neighbours.size or not against.size:
             return np.zeros(len(vecs), dtype=bool)
         benign = _dot(vecs, self.benign_neighbours).max(axis=1)
-        harmful = _dot(vecs, self.harmful_neighbours).max(axis=1)
+        harmful = _dot(vecs, against).max(axis=1)
         return np.asarray(benign - harmful >= self.neighbour_margin)
 
 
@@ -265,6 +270,11 @@ def load_harm(path: Path = MODEL_FILE) -> tuple[HarmModel, dict[str, Any]]:
                 harm,
                 benign_neighbours=data["benign_neighbours"].astype(np.float32),
                 harmful_neighbours=data["harmful_neighbours"].astype(np.float32),
+                jailbreak_neighbours=(
+                    data["jailbreak_neighbours"].astype(np.float32)
+                    if "jailbreak_neighbours" in data
+                    else np.zeros((0, 0), np.float32)
+                ),
                 neighbour_margin=float(meta.get("neighbour_margin", NEIGHBOUR_MARGIN)),
             )
     return harm, meta
@@ -323,6 +333,8 @@ def save_models(
         # Half precision: the check compares similarities 0.1 apart, and the file stays a few megabytes.
         arrays["benign_neighbours"] = harm.benign_neighbours.astype(np.float16)
         arrays["harmful_neighbours"] = harm.harmful_neighbours.astype(np.float16)
+        if harm.jailbreak_neighbours.size:
+            arrays["jailbreak_neighbours"] = harm.jailbreak_neighbours.astype(np.float16)
     arrays |= {
         "harm_coef": harm.coef.astype(np.float32),
         "harm_intercept": harm.intercept.astype(np.float32),

