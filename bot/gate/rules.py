@@ -59,6 +59,27 @@ class Rule:
 _CARRIED = r"(knife|knives|gun|guns|pistol|handgun|rifle|blade|machete|firearm|firearms|shotgun)"
 
 
+#: Not right after a word saying it was received: "i was given / got / was sent / they gave me …" (a mistake to report).
+_RECEIVED = "".join(
+    f"(?<!{w} )"
+    for w in (
+        "given",
+        "got",
+        "gotten",
+        "received",
+        "sent",
+        "handed",
+        "mailed",
+        "emailed",
+        "gave me",
+        "sent me",
+        "handed me",
+        "mailed me",
+        "emailed me",
+    )
+)
+
+
 def _r(category: str, name: str, pattern: str) -> Rule:
     return Rule(category, name, re.compile(pattern))
 
@@ -391,7 +412,8 @@ RULES: tuple[Rule, ...] = (
         "doxxing",
         "others-data",
         r"\b(where (does |do )?(she|he|they) (lives?|sleeps?|parks?))\b|\b(give|tell|send) me (their|her|his) (name|names|address|number|phone|cell)\b"
-        r"|\b(someone|somebody|some ones|someones) elses? (account|records?|results?|address|data|file|photos|history|blood type|prescriptions?)\b"
+        # Someone else's records asked for, not received by mistake ("i was given someone elses prescription").
+        rf"|{_RECEIVED}\b(someone|somebody|some ones|someones) elses? (account|records?|results?|address|data|file|photos|history|blood type|prescriptions?)\b"
         r"|\b(name|names) and (home )?address(es)?\b"
         r"|\b(give|tell|send|find) me (the |her |his |their )?(new |home |current |real |full |last |delivery )?(address|addresses|last name|full name|real name)"
         r" (of|for|on file for|on) (her|him|them|my ex|the (\w+ )?(guy|girl|woman|man|lady|member|guest|customer|owner|driver|client|patient|donor|tenant|person))\b"
