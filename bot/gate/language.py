@@ -3,8 +3,9 @@
 The embedding model and the classifiers were trained on English; a question in Spanish or in Chinese scores as
 nothing in particular and is refused with the scope's English refusal line, which its asker may not read either.
 Such a message is recognised here with high precision (a wrong guess would refuse an English question): mostly
-letters of another script, or at least three function words of one of five European languages and three times as
-many as of English. When the topic classifier would refuse it, it is refused with a line that says so
+letters of another script, or at least three function words of one of nine languages written in Latin letters
+(Spanish, French, Portuguese, German, Italian, Dutch, Polish, Vietnamese, Tagalog) and three times as many as of
+English. When the topic classifier would refuse it, it is refused with a line that says so
 (`bot.language_reply`), followed by the same line in the asker's language when we have it, instead of the scope's
 refusal line (the classifier still answers the few it finds in scope, and the harm screens still run first).
 """
@@ -46,10 +47,28 @@ _ITALIAN = """
     posso può possono vorrei parlate italiano
 """
 
+_DUTCH = """
+    het een zijn ik jij jullie wij niet waar wanneer waarom hoeveel kunnen kunt mijn uw ook maar voor naar bij
+    hebben heeft heb wordt worden graag bedankt goedemorgen goedendag vandaag morgen geopend gesloten spreekt spreken
+    nederlands alstublieft
+"""
+_POLISH = """
+    czy są nie się jak gdzie kiedy ile dla mówi mówicie mówisz polsku dzień dobry dziękuję proszę mamy mogę może
+    można ktoś który która które moja mój moje jestem otwarte zamknięte godziny jutro dzisiaj żeby bardzo też albo
+"""
+_VIETNAMESE = """
+    không tôi của được những với cho giờ tiếng nói xin chào nhiêu đâu khi nào muốn hôm chúng anh các thì cũng
+"""
+_TAGALOG = """
+    ang ng mga sa ako ikaw ka ano saan kailan paano bakit magkano wala meron mayroon salamat kayo nila namin natin ito
+    iyan bukas ngayon puwede pwede kailangan nagsasalita
+"""
+
 
 def _fold(word: str) -> str:
-    """A word lower-cased, without accents, with a straight apostrophe: the gate's normalizer drops accents."""
-    decomposed = unicodedata.normalize("NFKD", word.lower().replace("’", "'"))
+    """A word lower-cased, without accents, with a straight apostrophe: the gate's normalizer drops accents (and
+    "đ" and "ł", which have none to drop, are written "d" and "l")."""
+    decomposed = unicodedata.normalize("NFKD", word.lower().replace("’", "'").replace("đ", "d").replace("ł", "l"))
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
@@ -61,6 +80,10 @@ _FUNCTION_WORDS: dict[str, frozenset[str]] = {
         ("Portuguese", _PORTUGUESE),
         ("German", _GERMAN),
         ("Italian", _ITALIAN),
+        ("Dutch", _DUTCH),
+        ("Polish", _POLISH),
+        ("Vietnamese", _VIETNAMESE),
+        ("Tagalog", _TAGALOG),
     )
 }
 #: English function words: a message with a third as many of them as of another language's is taken for English
@@ -99,6 +122,10 @@ TRANSLATIONS = {
     "Portuguese": "Desculpe, por enquanto só consigo responder a perguntas escritas em inglês.",
     "German": "Entschuldigung, ich kann im Moment nur Fragen auf Englisch beantworten.",
     "Italian": "Mi dispiace, per ora posso rispondere solo a domande scritte in inglese.",
+    "Dutch": "Sorry, voorlopig kan ik alleen vragen beantwoorden die in het Engels zijn geschreven.",
+    "Polish": "Przepraszam, na razie mogę odpowiadać tylko na pytania napisane po angielsku.",
+    "Vietnamese": "Xin lỗi, hiện tại tôi chỉ có thể trả lời các câu hỏi viết bằng tiếng Anh.",
+    "Tagalog": "Paumanhin, sa ngayon ay makakasagot lang ako sa mga tanong na nakasulat sa Ingles.",
 }
 
 
