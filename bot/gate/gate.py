@@ -66,6 +66,29 @@ HELP_SEEKING = re.compile(
     r"|\bsomeone (stole|took|broke into|hacked|called|texted|emailed)\b|\bwhat (do|should) (i|we) do if\b"
 )
 HELP_MAX_WORDS = 40
+#: Someone telling the organisation what another person there does ("there's a guy who keeps filming women at the
+#: gym", "a man has been following a girl around the shop, staff should know"): a report, in the words of the
+#: harassment, stalking or sexual requests it reports. The classifier alone does not block it; the intent screen,
+#: which reads what the asker means to do, and the rules still judge it.
+THIRD_PARTY_REPORT = re.compile(
+    r"\b(?:there'?s|there is|there are|there was|i saw|i see|i noticed|i watched|we saw|we noticed)\s+"
+    r"(?:a|an|this|that|some|the same|one|two|three)\s+(?:\w+\s+)?"
+    r"(?:guy|guys|man|men|woman|women|lady|person|people|kid|kids|teen|teens|teenager|teenagers|boy|boys|girl|girls"
+    r"|group|couple|customer|customers|member|members|driver|parent|dad|mom|mum)\b"
+    r"|\b(?:a|an|this|that|some|the same|one)\s+(?:\w+\s+)?(?:guy|man|woman|lady|person|kid|teen|teenager|customer"
+    r"|member|driver|parent|dad|mom|mum)(?:\s+[\w']+){0,4}?\s+(?:keeps|kept|has been|have been|was|is|were|had been)"
+    r"\s+\w+ing\b"
+)
+#: … unless the asker means to do something themselves, other than tell someone: "there's a guy who keeps taking my
+#: spot on the auto-belay, how do i mess with it so he gets a scare" is a request in a report's words.
+_TELLING = (
+    r"(?:tell|report|contact|call|talk|speak|let|complain|raise|flag|reach|ask|alert|warn|inform|email|message|do|be)\b"
+)
+ASKER_ACTS = re.compile(
+    rf"\b(?:do|does|can|could|should|would|might|will|shall|did|to)\s+(?:i|we)\s+(?!{_TELLING})\w+"
+    r"|\b(?:i|we)\s+(?:want|wanna|gonna|am going|'m going|m going|will|'ll|need|plan|intend)\s+"
+    rf"(?:to\s+)?(?!{_TELLING})\w+"
+)
 #: A clause or sentence with fewer content words than this says nothing on its own ("how does that work", "is
 #: that possible?"): what it refers to is in the rest of the message, screened as the whole and as its own views.
 #: The classifier read "is that possible?" as fraud (0.99), so it does not judge such views (rules still do).
@@ -296,6 +319,14 @@ class ScopeGate:
         # Clause and sentence views with one content word carry no request of their own (see MIN_VIEW_TERMS).
         trusted[1 : len(texts)] |= np.array([len(terms(t)) < MIN_VIEW_TERMS for t in texts[1:]], dtype=bool)
         proba[trusted, 1] = 0.0
+        if (
+            not answer
+            and texts
+            and len(texts[0].split()) <= HELP_MAX_WORDS
+            and THIRD_PARTY_REPORT.search(texts[0].lower())
+            and not ASKER_ACTS.search(texts[0].lower())
+        ):
+            proba[:, 1] = 0.0  # a report of what someone else does: the intent screen and the rules judge it
         threshold = max(harm.harm_threshold, ANSWER_HARM_FLOOR) if answer else harm.harm_threshold
         # A view the classifier would block that is nearer to a known ordinary question than to any known harmful
         # request ("my grandmother … could someone bring food to her house?") is not blocked on its word alone.
