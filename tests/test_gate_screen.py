@@ -195,10 +195,22 @@ def _gate_for(embedder: Embedder, config: Config, models: ScreenModels | None = 
     return ScopeGate(embedder=embedder, scopes=config.scopes, knowledge=knowledge, global_blocked=[], models=models)
 
 
+_SHIPPED: dict[tuple[int, str], tuple[ScopeGate, Config]] = {}
+
+
+def _shipped_gate(embedder: Embedder, name: str) -> tuple[ScopeGate, Config]:
+    """The gate over tests/data/gate/<name>.toml with the shipped models, built once per module (the evaluation
+    sets ask the same configs many times; these tests only read the gate)."""
+    key = (id(embedder), name)
+    if key not in _SHIPPED:
+        config = load_config(DATA / "gate" / f"{name}.toml")
+        _SHIPPED[key] = (_gate_for(embedder, config), config)
+    return _SHIPPED[key]
+
+
 def _report(embedder: Embedder, name: str, scope: str, dataset: str = "") -> Report:
     """`scopebot eval` of tests/data/gate/<dataset or name>.jsonl on the scopes of <name>.toml."""
-    config = load_config(DATA / "gate" / f"{name}.toml")
-    gate = _gate_for(embedder, config)
+    gate, config = _shipped_gate(embedder, name)
     return evaluate(gate, config, scope=scope, examples=load_dataset(DATA / "gate" / f"{dataset or name}.jsonl"))
 
 
@@ -307,8 +319,7 @@ def _by_kind_over(embedder: Embedder, dataset: str, configs: list[str]) -> dict[
     tally: dict[str, _Tally] = {}
     examples = load_dataset(DATA / "gate" / f"{dataset}.jsonl")
     for name in configs:
-        config = load_config(DATA / "gate" / f"{name}.toml")
-        gate = _gate_for(embedder, config)
+        gate, config = _shipped_gate(embedder, name)
         for scope in config.scopes:
             mine = [e for e in examples if e.scope == scope.name]
             for example, result in zip(mine, gate.check(scope, [e.text for e in mine]), strict=True):
@@ -1093,8 +1104,7 @@ def test_social_chat_written_blind(embedder: Embedder) -> None:
     texts = [t for t in (DATA / "gate" / "social_blind.txt").read_text("utf-8").splitlines() if t and t[0] != "#"]
     verdicts: list[str] = []
     for name in _UNSEEN_LATE:
-        config = load_config(DATA / "gate" / f"{name}.toml")
-        gate = _gate_for(embedder, config)
+        gate, config = _shipped_gate(embedder, name)
         for scope in config.scopes:
             verdicts += [r.verdict for r in gate.check(scope, texts)]
     assert len(texts) == 240 and len(verdicts) == 7200
