@@ -9,6 +9,7 @@ import pytest
 
 from bot.gate.language import TRANSLATIONS, language_reply, other_language
 from bot.gate.normalize import normalize
+from bot.gate.training.train import lines
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -88,12 +89,7 @@ def test_no_english_line_of_the_training_texts_or_plain_text_sets_is_taken_for_a
     training = ROOT / "bot" / "gate" / "training"
     paths = [*training.glob("*.txt"), *training.glob("*.tsv"), *(training / "scopes").glob("*.tsv")]
     paths += [*(ROOT / "bot" / "gate" / "data").glob("*.txt"), *(DATA / "gate").glob("*.txt")]
-    texts = [
-        line.split("\t")[-1]
-        for path in paths
-        for line in path.read_text("utf-8").splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
+    texts = [line.split("\t")[-1] for path in paths for line in lines(path)]
     assert len(texts) > 14_000
     assert [t for t in texts if other_language(normalize(t).clean)] == []
 

@@ -33,7 +33,7 @@ import numpy as np
 from bot.config import ScopeConfig
 from bot.gate import GateResult, learned_block
 from bot.gate.embed import DIM, Embedder, Vectors
-from bot.gate.harm import ScreenModels, load_models, views
+from bot.gate.harm import HARM, JAILBREAK, ScreenModels, load_models, views
 from bot.gate.language import LANGUAGE_RULE, other_language
 from bot.gate.normalize import Normalized, clean_text, normalize
 from bot.gate.rules import match_joined, match_rules
@@ -308,39 +308,33 @@ class ScopeGate:
         knowledge = self._knowledge.get(scope.name)
         if knowledge is not None:
             trusted |= np.array([knowledge.restates(t) for t in texts], dtype=bool)
+        # A question short enough to read as one request for help or one report (see HELP_MAX_WORDS), lower-cased.
+        asked = texts[0].lower() if not answer and texts and len(texts[0].split()) <= HELP_MAX_WORDS else None
         if vouched:
             # An operator vouched for this very question (one of the scope's examples, e.g. from a moderator's
             # "should have answered"): its own views are trusted; the recent turns joined with it are not.
             trusted[:vouched] = True
-        elif not answer and texts and len(texts[0].split()) <= HELP_MAX_WORDS and HELP_SEEKING.search(texts[0].lower()):
+        elif asked is not None and HELP_SEEKING.search(asked):
             # Someone asking for help as a victim or about a danger ("is that text a scam?", "someone took our
             # cooler, who do we report it to?") shares the classifier's words for fraud and theft.
             trusted[:] = True
         # Clause and sentence views with one content word carry no request of their own (see MIN_VIEW_TERMS).
         trusted[1 : len(texts)] |= np.array([len(terms(t)) < MIN_VIEW_TERMS for t in texts[1:]], dtype=bool)
-        proba[trusted, 1] = 0.0
-        if (
-            not answer
-            and texts
-            and len(texts[0].split()) <= HELP_MAX_WORDS
-            and THIRD_PARTY_REPORT.search(texts[0].lower())
-            and not ASKER_ACTS.search(texts[0].lower())
-        ):
-            proba[:, 1] = 0.0  # a report of what someone else does: the intent screen and the rules judge it
+        proba[trusted, HARM] = 0.0
+        if asked is not None and THIRD_PARTY_REPORT.search(asked) and not ASKER_ACTS.search(asked):
+            proba[:, HARM] = 0.0  # a report of what someone else does: the intent screen and the rules judge it
         threshold = max(harm.harm_threshold, ANSWER_HARM_FLOOR) if answer else harm.harm_threshold
         # A view the classifier would block that is nearer to a known ordinary question than to any known harmful
         # request ("my grandmother … could someone bring food to her house?") is not blocked on its word alone.
-        flagged = np.flatnonzero(proba[:, 1] >= threshold)
-        if len(flagged):
-            proba[flagged[harm.like_benign(vecs[flagged])], 1] = 0.0
+        harm.unflag_like_benign(proba, vecs, HARM, threshold)
         if not answer:
-            intent_score = self._confirm_harm(proba[:, 1], texts, threshold, intent_score)
-        i_harm = int(proba[:, 1].argmax())
-        if proba[i_harm, 1] >= threshold:
+            intent_score = self._confirm_harm(proba[:, HARM], texts, threshold, intent_score)
+        i_harm = int(proba[:, HARM].argmax())
+        if proba[i_harm, HARM] >= threshold:
             category = harm.category(vecs[i_harm])
             if category == "jailbreak":
                 category = "harmful request"
-            score = float(proba[i_harm, 1])
+            score = float(proba[i_harm, HARM])
             what = "answer screened as" if answer else "screened as"
             return GateResult(
                 "block", scope.name, f"{what} {category.replace('_', ' ')} ({score:.2f})", score,
@@ -348,12 +342,10 @@ class ScopeGate:
             )  # fmt: skip
         if not answer:
             # The jailbreak column too: a view nearer to an ordinary message than to any known jailbreak prompt.
-            flagged = np.flatnonzero(proba[:, 2] >= harm.jailbreak_threshold)
-            if len(flagged):
-                proba[flagged[harm.like_benign(vecs[flagged], jailbreak=True)], 2] = 0.0
-        i_jb = int(proba[:, 2].argmax())
-        if not answer and proba[i_jb, 2] >= harm.jailbreak_threshold:
-            score = float(proba[i_jb, 2])
+            harm.unflag_like_benign(proba, vecs, JAILBREAK, harm.jailbreak_threshold)
+        i_jb = int(proba[:, JAILBREAK].argmax())
+        if not answer and proba[i_jb, JAILBREAK] >= harm.jailbreak_threshold:
+            score = float(proba[i_jb, JAILBREAK])
             return GateResult(
                 "block", scope.name, f"jailbreak or prompt injection ({score:.2f})", score, rule="harm:jailbreak:model"
             )

@@ -29,6 +29,8 @@ MODEL_FILE = Path(__file__).resolve().parent / "data" / "screen_model.npz"
 INTENT_ENCODER = "intent_encoder.onnx"
 INTENT_ENCODER_META = "intent_encoder.json"
 LABELS = ("benign", "harm", "jailbreak")
+#: The columns of `HarmModel.probabilities`.
+HARM, JAILBREAK = LABELS.index("harm"), LABELS.index("jailbreak")
 #: Views scored per message at most (whole text, then clauses, then sentence windows).
 MAX_VIEWS = 24
 
@@ -107,6 +109,13 @@ class HarmModel:
         benign = _dot(vecs, self.benign_neighbours).max(axis=1)
         harmful = _dot(vecs, against).max(axis=1)
         return np.asarray(benign - harmful >= self.neighbour_margin)
+
+    def unflag_like_benign(self, proba: np.ndarray, vecs: Vectors, column: int, threshold: float) -> None:
+        """Clear `column` (`HARM` or `JAILBREAK`) of `probabilities` for the views it flags at `threshold` that are
+        `like_benign` against that column's examples (`proba` is changed in place)."""
+        flagged = np.flatnonzero(proba[:, column] >= threshold)
+        if len(flagged):
+            proba[flagged[self.like_benign(vecs[flagged], jailbreak=column == JAILBREAK)], column] = 0.0
 
 
 def _dot(vecs: Vectors, rows: np.ndarray) -> np.ndarray:
