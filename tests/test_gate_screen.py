@@ -1093,6 +1093,39 @@ async def test_brackets_in_an_ordinary_question_change_nothing(gate: ScopeGate, 
     assert (await gate.screen_prompt(library, "When is the Harbor branch open [this Sunday]?")).verdict == "answer"
 
 
+@pytest.mark.parametrize(
+    ("dataset", "configs", "answered", "refused"),
+    [
+        # names_blind: 4 questions per scope of unseen5-9 that name someone or something else with capitals ("Does
+        # Greenway take Apple Pay", "I drive for Uber") and 4 about another named organisation ("How much is a day
+        # pass at Movement Climbing?"), written blind in the fourteenth session. Measured: 109/120 and 29/120 before
+        # the capitalised-name screen; its first version 103 and 54; 109 and 52 after its misses were read.
+        ("names_blind", _UNSEEN_LATE, 107, 50),
+        # names2_blind: the same for unseen-unseen4, written blind after that and not read before measuring: 89/96
+        # and 27/96 before, 88 and 40 with the screen (the miss: "i'll be at Disney World"), 89 and 43 since.
+        ("names2_blind", ["unseen", "unseen2", "unseen3", "unseen4"], 87, 41),
+    ],
+)
+def test_other_organisations_named_written_blind(
+    embedder: Embedder, dataset: str, configs: list[str], answered: int, refused: int
+) -> None:
+    kinds = _by_kind_over(embedder, dataset, configs)
+    own, other = kinds["named_in_scope"], kinds["named_other_org"]
+    assert own.passed >= answered and other.passed >= refused
+
+
+async def test_a_question_about_another_named_organisation_is_refused_saying_so(embedder: Embedder) -> None:
+    gate, config = _shipped_gate(embedder, "unseen")
+    ski = config.scope("skiresort")
+    result = await gate.screen_prompt(ski, "how much is a lift ticket at Vail")
+    assert (result.verdict, result.rule) == ("refuse", "topic:other-place")
+    assert "'Vail'" in result.reason
+    # The same without capitals is the topic classifier's (it answers: a lift ticket is the resort's subject), and
+    # the resort's own name is its own.
+    assert (await gate.screen_prompt(ski, "how much is a lift ticket at vail")).rule != "topic:other-place"
+    assert (await gate.screen_prompt(ski, "how much is a lift ticket at Granite Peak")).verdict == "answer"
+
+
 def test_social_chat_written_blind(embedder: Embedder) -> None:
     # social_blind.txt: 240 messages members send each other in a community chat ("did you pass your driving
     # test??"), written blind in the ninth session, asked of the 30 scopes of unseen5-9. Measured: 698 of 7,200

@@ -93,8 +93,9 @@ def _map_word(word: str, *, latin_text: bool) -> str:
     return "".join(_HOMOGLYPHS.get(c, c) for c in word)
 
 
-def clean_text(text: str) -> str:
-    """NFKC, invisible characters removed, look-alike letters mapped, lower-cased, whitespace collapsed."""
+def clean_text(text: str, *, keep_case: bool = False) -> str:
+    """NFKC, invisible characters removed, look-alike letters mapped, lower-cased (unless `keep_case`: capitals
+    tell a name from a word), whitespace collapsed."""
     text = unicodedata.normalize("NFKC", text)
     # Decompose so accents become separate combining marks, which `_visible` drops (é → e).
     text = unicodedata.normalize("NFKD", text)
@@ -104,7 +105,8 @@ def clean_text(text: str) -> str:
     # Mostly Latin, or written only in look-alikes: a disguise, not Russian or Greek.
     latin = len(foreign) <= len(letters) / 2 or all(c in _CONFUSABLE for c in foreign)
     words = [_map_word(w, latin_text=latin) for w in text.split()]
-    return _SPACES.sub(" ", " ".join(words).lower()).strip()
+    joined = " ".join(words)
+    return _SPACES.sub(" ", joined if keep_case else joined.lower()).strip()
 
 
 def _unleet(word: str, *, aggressive: bool = False) -> str:

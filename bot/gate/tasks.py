@@ -445,6 +445,107 @@ def named_place(
     return None
 
 
+#: A capitalised name of up to four words, maybe joined by "of", "and", "&": "Lucky Voice", "H&R Block", "1Password",
+#: "Bank of America". Only capitals tell a name from a word: these patterns read the text with its case kept.
+_CAPITALISED = r"(?:[A-Z][\w'&-]*|\d+[A-Z]\w*)"
+_NAME = rf"(?P<name>{_CAPITALISED}(?:\s+(?:of\s+|&\s+|and\s+)?{_CAPITALISED}){{0,3}})"
+#: What an organisation does for a price: "how much does WeWork charge", "does Interflora deliver to Ireland".
+_TRADES = r"(?:charges?|costs?|deliver|delivers|sells?|price|ships?|opens?|closes?|offers?)"
+#: Ways a question asks about the organisation it names, not about the one it is asked of.
+_ASKS_ABOUT_NAME = (
+    # "how much is a lift ticket at Vail", not "who at Parks and Rec do I tell" nor where the asker or theirs
+    # are, work, land or marry ("my road test at the Elmwood DMV", "we land at Logan", see `_ASKERS_OWN`)
+    re.compile(rf"(?<!\bwho\s)\bat\s+(?:the\s+)?{_NAME}"),
+    re.compile(rf"\b(?i:does|did|do)\s+{_NAME}\s+(?:[a-z]+\s+)?{_TRADES}\b"),
+    re.compile(
+        rf"\bis\s+{_NAME}\s+(?:a\s+good|any\s+good|good|better|worse|cheaper|worth|still\s+open|open|legit|reliable)\b"
+    ),
+    # "my Con Edison bill", not "pay from my Monzo account"
+    re.compile(
+        rf"(?<!\bfrom\s)(?<!\bwith\s)(?<!\bvia\s)(?<!\busing\s)(?<!\bthrough\s)\bmy\s+{_NAME}\s+"
+        r"(?:bill|account|membership|subscription|order|plan|statement|login|password)\b"
+    ),
+    # "Backblaze vs Carbonite": either one (the first may open the message)
+    re.compile(rf"{_NAME}\s+(?:vs\.?|versus)\s+{_NAME.replace('?P<name>', '?P<other>')}"),
+    re.compile(
+        rf"\b(?i:hours|times|number|phone|prices?|fees?|rates?|deadline|process)\s+(?:for|at|of)\s+(?:the\s+)?{_NAME}"
+    ),
+)
+#: Capitalised words that name no organisation: days, months, holidays, "I".
+_NOT_NAMES = frozenset(
+    terms(
+        """
+        monday tuesday wednesday thursday friday saturday sunday january february march april may june july august
+        september october november december christmas easter thanksgiving halloween labor labour memorial day eve
+        new year valentine valentines ramadan eid diwali hanukkah passover bank holiday weekend
+        """
+    )
+)
+#: A name after one of these is a person's: "can I book with Dr Okafor again".
+_TITLES = frozenset({"dr", "mr", "mrs", "ms", "miss", "mx", "coach", "professor", "prof", "doctor", "nurse", "officer"})
+#: A person in the five words before "at": the place is where the asker or someone of theirs is, works, lands or
+#: marries ("I'm a teacher at Hebden Marsh Primary", "my dad lost his job at Boeing"), not what is asked about.
+_ASKERS_OWN = re.compile(
+    r"\b(?:i|i'?m|im|i'?ve|i'?d|i'?ll|we|we'?re|we'?ve|we'?ll|my|our|me|us|his|her|their|he|she|they|they'?re|they'?ll)"
+    r"\b(?:\s+[\w'-]+){0,4}\s*$",
+    re.I,
+)
+
+
+def _foreign(
+    name: str, uses: Callable[[str], bool], vocabulary: frozenset[str], names: Sequence[tuple[str, ...]]
+) -> bool:
+    """Whether a capitalised name is another organisation's (see `named_organisation`)."""
+    words = terms(name)
+    if not words or words[0] in _TITLES or _NOT_NAMES.issuperset(words):
+        return False
+    if _starts_with_a_name(words, names) or tuple(words) in names:
+        return False
+    if len(words) == 1 and any(len(n) > 1 and words[0] == "".join(w[0] for w in n) for n in names):
+        return False  # the organisation's initials ("GDS" for Greenway Driving School)
+    rest = [
+        w
+        for w in words
+        if w not in SERVICE_WORDS and w not in _PLACE_FILLER and w not in _VENUES and w not in _NOT_NAMES
+        and not _CLOCK.match(w)
+    ]  # fmt: skip
+    return bool(rest) and not _own_name(rest, uses, vocabulary)
+
+
+def named_organisation(
+    cased: str,
+    uses: Callable[[str], bool],
+    vocabulary: frozenset[str] = frozenset(),
+    names: Sequence[tuple[str, ...]] = (),
+) -> str | None:
+    """Another organisation a question names with capitals and asks about, else None: "how much is a lift ticket
+    at Vail", "does Waterstones price match", "how do I pay my Con Edison bill", "Backblaze vs Carbonite".
+
+    `cased` is the question cleaned with its case kept (`clean_text(text, keep_case=True)`). A name is a run of
+    capitalised words in one of the ways a question asks about an organisation (`_ASKS_ABOUT_NAME`); it is
+    another's when its words (other than service words and kinds of place) are not all the scope's own, as in
+    `named_place`. A person (after a title), a day or a holiday, the organisation's own names and initials, the
+    first word of the message, a place where the asker or theirs are ("we land at Logan") and a comparison with the
+    scope's own ("Vaultly vs Carbonite") are not judged. A text in capitals throughout is not judged either: there
+    capitals say nothing.
+    """
+    letters = [c for c in cased if c.isalpha()]
+    if not letters or sum(c.isupper() for c in letters) > len(letters) / 2:
+        return None
+    start = len(cased) - len(cased.lstrip(" \t\"'(¡¿*-"))
+    for pattern in _ASKS_ABOUT_NAME:
+        for match in pattern.finditer(cased):
+            if pattern is _ASKS_ABOUT_NAME[0] and _ASKERS_OWN.search(cased[: match.start()]):
+                continue
+            if "other" in pattern.groupindex:
+                # A comparison names two: with the scope's own on one side, it is asked of the scope.
+                if all(_foreign(match.group(g), uses, vocabulary, names) for g in ("name", "other")):
+                    return match.group("other")
+            elif match.start("name") != start and _foreign(match.group("name"), uses, vocabulary, names):
+                return match.group("name")
+    return None
+
+
 #: "Answers questions about [the] Northgate College: …": the organisation's name, capitalised words joined
 #: by "of", "and", "&" ("City of Westbrook Recycling and Waste", "Crumb & Co.").
 _NAME_IN_DESCRIPTION = re.compile(
@@ -530,10 +631,13 @@ def what_is_asked(
     creative: bool = False,
     general_knowledge: bool = False,
     names: Sequence[tuple[str, ...]] = (),
+    cased: str = "",
 ) -> Asked | None:
     """The screens in the gate's order (a message cut off mid-sentence, creative writing, general knowledge,
-    careers in the field, another place's hours, another named organisation, a plain service question), or None
-    when the topic classifier decides. The training script leaves out the same questions.
+    careers in the field, another place's hours, another named place, another organisation named with capitals
+    when `cased`, the question with its case kept, is given, a plain service question), or None when the topic
+    classifier decides. The training script leaves out the same questions but those named with capitals (the
+    classifier was fitted before that screen; it still reads them as other organisations' questions).
     """
     last = cut_off(clean)
     if last is not None:
@@ -560,6 +664,9 @@ def what_is_asked(
         return Asked(
             "refuse", "topic:other-place", f"about another place or organisation ({place!r}), not this scope's"
         )
+    place = named_organisation(cased, uses, vocabulary, names) if cased else None
+    if place is not None:
+        return Asked("refuse", "topic:other-place", f"about another organisation ({place!r}), not this scope's")
     # "how much water should I drink a day" has only service words, but is advice asked of no one: the classifier
     # decides it, with the higher threshold of general advice.
     if service_question(clean, vocabulary) and not asks_for_general_advice(lowered):
