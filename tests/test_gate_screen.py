@@ -1104,6 +1104,10 @@ async def test_brackets_in_an_ordinary_question_change_nothing(gate: ScopeGate, 
         # names2_blind: the same for unseen-unseen4, written blind after that and not read before measuring: 89/96
         # and 27/96 before, 88 and 40 with the screen (the miss: "i'll be at Disney World"), 89 and 43 since.
         ("names2_blind", ["unseen", "unseen2", "unseen3", "unseen4"], 87, 41),
+        # names3_blind: 5 and 5 per scope of heldout, fresh and places2, the names mostly people and pets ("Does
+        # Grandpa Frank need a referral", "can Benji come in the garden center") and "does X …" questions about other
+        # organisations, written blind last: 41/50 and 23/50 before the screen, 41 and 26 with it.
+        ("names3_blind", ["heldout", "fresh", "places2"], 40, 25),
     ],
 )
 def test_other_organisations_named_written_blind(
