@@ -21,7 +21,7 @@ jokes whatever their subject. A scope that is about creative writing sets `creat
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -390,6 +390,16 @@ _TOKEN = re.compile(r"[a-z0-9][\w'&-]*")
 _VERB_FORM = re.compile(r"^[a-z]{3,}(?:ed|ing)$")
 
 
+def _name_words(words: Iterable[str]) -> list[str]:
+    """The words of a name that say which place it is: not service words ("office"), words that say where or which
+    ("main", "nearest"), kinds of place ("zoo") or times."""
+    return [
+        w
+        for w in words
+        if w not in SERVICE_WORDS and w not in _PLACE_FILLER and w not in _VENUES and not _CLOCK.match(w)
+    ]
+
+
 def named_place(
     clean: str,
     uses: Callable[[str], bool],
@@ -430,12 +440,7 @@ def named_place(
         before = [t for t in tokens[max(0, start - 3) : start] if t not in {"the", "a", "an", "to", "at", "from"}]
         if (before and before[-1] in _ROUTE) or (start > 0 and tokens[start - 1] in _ROUTE):
             continue
-        name = [
-            w
-            for t in tokens[start:i]
-            for w in terms(t)
-            if w not in SERVICE_WORDS and w not in _PLACE_FILLER and w not in _VENUES and not _CLOCK.match(w)
-        ]
+        name = _name_words(w for t in tokens[start:i] for w in terms(t))
         if (
             name
             and not _own_name(name, uses, vocabulary, venue=head[0])
@@ -503,12 +508,7 @@ def _foreign(
         return False
     if len(words) == 1 and any(len(n) > 1 and words[0] == "".join(w[0] for w in n) for n in names):
         return False  # the organisation's initials ("GDS" for Greenway Driving School)
-    rest = [
-        w
-        for w in words
-        if w not in SERVICE_WORDS and w not in _PLACE_FILLER and w not in _VENUES and w not in _NOT_NAMES
-        and not _CLOCK.match(w)
-    ]  # fmt: skip
+    rest = [w for w in _name_words(words) if w not in _NOT_NAMES]
     return bool(rest) and not _own_name(rest, uses, vocabulary)
 
 
