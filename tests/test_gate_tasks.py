@@ -360,6 +360,8 @@ def _named(text: str) -> str | None:
         ("is H&R Block better than TurboTax", "H&R Block"),
         ("how do I pay my Con Edison bill", "Con Edison"),
         ("Backblaze vs Carbonite, which one is cheaper?", "Carbonite"),  # the first opens the message
+        ("What's Lifetouch's retake policy for school pictures?", "Lifetouch"),
+        ("is Ski Butlers' cancellation policy flexible", "Ski Butlers"),
         ("what is the outage number for Duke Energy", "Duke Energy"),
         ("ｈｏｗ much is a lift ticket at Ｖａｉｌ", "Vail"),  # full-width: cleaned, capitals kept
     ],
@@ -384,6 +386,9 @@ def test_other_organisations_named_with_capitals(text: str, name: str) -> None:
         "HOW MUCH IS A LIFT TICKET AT VAIL",  # capitals throughout say nothing
         "how much is a lift ticket at vail",  # no capitals: the topic classifier decides
         "who at Granite Peak Ski Resort handles lost skis",
+        "What's Granite Peak's cancellation policy?",
+        "Lifetouch's retake policy?",  # the first word
+        "can Owen's lesson move to Sunday",
     ],
 )
 def test_own_names_people_and_the_askers_places_are_not(text: str) -> None:

@@ -470,6 +470,12 @@ _ASKS_ABOUT_NAME = (
         rf"(?<!\bfrom\s)(?<!\bwith\s)(?<!\bvia\s)(?<!\busing\s)(?<!\bthrough\s)\bmy\s+{_NAME}\s+"
         r"(?:bill|account|membership|subscription|order|plan|statement|login|password)\b"
     ),
+    # "What's Lifetouch's retake policy?", "Is Midas's brake warranty really lifetime?"
+    re.compile(
+        rf"(?:\b(?i:what'?s|whats|what\s+is|what\s+are|is|are|how\s+is)\s+(?:the\s+)?|\b[a-z][\w']*\s+){_NAME}(?:'s|s'|')\s+"
+        r"(?:[a-z-]+\s+)?(?:policy|policies|warranty|guarantee|refund|returns|cancellation|interest\s+rate|rates|prices"
+        r"|pricing|fees)\b"
+    ),
     # "Backblaze vs Carbonite": either one (the first may open the message)
     re.compile(rf"{_NAME}\s+(?:vs\.?|versus)\s+{_NAME.replace('?P<name>', '?P<other>')}"),
     re.compile(
