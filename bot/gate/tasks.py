@@ -482,7 +482,7 @@ _ASKS_ABOUT_NAME = (
         rf"\b(?i:hours|times|number|phone|prices?|fees?|rates?|deadline|process)\s+(?:for|at|of)\s+(?:the\s+)?{_NAME}"
     ),
 )
-#: Capitalised words that name no organisation: days, months, holidays, "I".
+#: Capitalised words that name no organisation: days, months, holidays.
 _NOT_NAMES = frozenset(
     terms(
         """
