@@ -443,7 +443,7 @@ class ScopeGate:
             creative=scope.creative,
             general_knowledge=scope.general_knowledge,
             names=_names(scope.description, tuple(scope.aliases)),
-            cased=clean_text(norm.original, keep_case=True),
+            cased=norm.cased,
         )
         listed = index.is_example(norm.clean)
         if asked is None or asked.rule != "topic:service" or prepared.history is not None:

@@ -63,6 +63,8 @@ class Normalized:
     #: Words rebuilt from spaced-out letters; `p l a n t a b o m b` loses its word gaps, so rules
     #: look for strong terms inside these.
     joined: tuple[str, ...] = ()
+    #: `clean` with its case kept (capitals tell a name from a word: "at Vail"); `clean` is this lower-cased.
+    cased: str = ""
 
 
 def _strip_invisible(text: str) -> str:
@@ -165,7 +167,8 @@ def fold_text(clean: str) -> tuple[str, bool, tuple[str, ...]]:
 
 
 def normalize(text: str) -> Normalized:
-    """Both views of `text`."""
-    clean = clean_text(text)
+    """Both views of `text` (and the clean one with its case kept)."""
+    cased = clean_text(text, keep_case=True)
+    clean = cased.lower()
     folded, disguised, joined = fold_text(clean)
-    return Normalized(text, clean, folded, disguised, joined)
+    return Normalized(text, clean, folded, disguised, joined, cased)
