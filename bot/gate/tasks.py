@@ -456,11 +456,12 @@ _CAPITALISED = r"(?:[A-Z][\w'&-]*|\d+[A-Z]\w*)"
 _NAME = rf"(?P<name>{_CAPITALISED}(?:\s+(?:of\s+|&\s+|and\s+)?{_CAPITALISED}){{0,3}})"
 #: What an organisation does for a price: "how much does WeWork charge", "does Interflora deliver to Ireland".
 _TRADES = r"(?:charges?|costs?|deliver|delivers|sells?|price|ships?|opens?|closes?|offers?)"
+#: "how much is a lift ticket at Vail", not "who at Parks and Rec do I tell" nor where the asker or theirs are, work,
+#: land or marry ("my road test at the Elmwood DMV", "we land at Logan", see `_ASKERS_OWN`).
+_AT_NAME = re.compile(rf"(?<!\bwho\s)\bat\s+(?:the\s+)?{_NAME}")
 #: Ways a question asks about the organisation it names, not about the one it is asked of.
 _ASKS_ABOUT_NAME = (
-    # "how much is a lift ticket at Vail", not "who at Parks and Rec do I tell" nor where the asker or theirs
-    # are, work, land or marry ("my road test at the Elmwood DMV", "we land at Logan", see `_ASKERS_OWN`)
-    re.compile(rf"(?<!\bwho\s)\bat\s+(?:the\s+)?{_NAME}"),
+    _AT_NAME,
     re.compile(rf"\b(?i:does|did|do)\s+{_NAME}\s+(?:[a-z]+\s+)?{_TRADES}\b"),
     re.compile(
         rf"\bis\s+{_NAME}\s+(?:a\s+good|any\s+good|good|better|worse|cheaper|worth|still\s+open|open|legit|reliable)\b"
@@ -541,7 +542,7 @@ def named_organisation(
     start = len(cased) - len(cased.lstrip(" \t\"'(¡¿*-"))
     for pattern in _ASKS_ABOUT_NAME:
         for match in pattern.finditer(cased):
-            if pattern is _ASKS_ABOUT_NAME[0] and _ASKERS_OWN.search(cased[: match.start()]):
+            if pattern is _AT_NAME and _ASKERS_OWN.search(cased[: match.start()]):
                 continue
             if "other" in pattern.groupindex:
                 # A comparison names two: with the scope's own on one side, it is asked of the scope.
