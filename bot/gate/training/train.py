@@ -212,14 +212,28 @@ def intent_data() -> tuple[list[tuple[str, str]], list[str]]:
     return harmful, benign
 
 
+def data_digest(rows: Sequence[tuple[str, int]]) -> str:
+    """A digest of the training texts and labels, order-independent."""
+    h = hashlib.sha256()
+    for text, label in sorted(rows):
+        h.update(f"{label}\t{text}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def intent_rows() -> list[tuple[str, int]]:
+    """The intent screen's training rows: (cleaned text, 1 harmful / 0 benign), each distinct pair once, in order."""
+    harmful, benign = intent_data()
+    return list(dict.fromkeys([(clean_text(t), 1) for _, t in harmful] + [(clean_text(t), 0) for t in benign]))
+
+
 def fit_intent(embed: Embedder) -> tuple[IntentModel, dict[str, float]]:
     """The intent screen; its threshold lets through all but `INTENT_FALSE_BLOCKS` of the benign questions,
     scored by models that did not see them (5-fold cross-fitting)."""
-    harmful, benign = intent_data()
+    harmful, _ = intent_data()
     categories = sorted({c for c, _ in harmful})
     # A text written twice keeps the category it was first written with.
     kinds = {clean_text(t): categories.index(c) for c, t in reversed(harmful)}
-    data = list(dict.fromkeys([(clean_text(t), 1) for _, t in harmful] + [(clean_text(t), 0) for t in benign]))
+    data = intent_rows()
     x = embed.encode([t for t, _ in data])
     y = np.array([label for _, label in data])
     category = np.array([kinds[t] if label else -1 for t, label in data], dtype=np.int16)
@@ -359,6 +373,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         **harm_rates,
         **topic_rates,
         **intent_rates,
+        # The test suite checks the shipped intent screen was fitted on today's texts (a refit takes minutes).
+        "intent_data_digest": data_digest(intent_rows()),
         "embedding_model": "sentence-transformers/all-MiniLM-L6-v2",
     }
     save_models(args.out, harm=harm, topic=topic, meta=meta, intent=intent)
