@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import os
 import re
 import time
@@ -18,7 +19,16 @@ from bot.gate import gate as gate_module
 from bot.gate.embed import Embedder
 from bot.gate.evaluate import Report, evaluate, load_dataset, passes
 from bot.gate.gate import ASKER_ACTS, THIRD_PARTY_REPORT, ScopeGate
-from bot.gate.harm import INTENT_ENCODER, INTENT_ENCODER_META, ScreenModels, load_intent_encoder, load_models, views
+from bot.gate.harm import (
+    INTENT_ENCODER,
+    INTENT_ENCODER_META,
+    MODEL_FILE,
+    IntentEncoder,
+    ScreenModels,
+    load_intent_encoder,
+    load_models,
+    views,
+)
 from bot.gate.normalize import clean_text
 from bot.gate.training import intent_encoder
 from bot.gate.training.intent_encoder import encoder_data, export, fine_tune
@@ -953,6 +963,32 @@ def test_the_second_opinion_bar_keeps_the_flagged_harmful_training_requests_bloc
     # The shipped bar, calibrated on far more (and harder) requests, is the lower one.
     assert encoder.harm_confirm is not None and encoder.harm_confirm <= bar
     assert encoder.meta["harm_confirm_counts"][0] > flagged
+
+
+def test_the_intent_encoder_scores_a_text_it_has_seen_again_without_a_forward_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The same question asked again, of another scope, or re-read with the asker's earlier turns.
+    folder = MODEL_FILE.parent
+    encoder = IntentEncoder(
+        folder / INTENT_ENCODER, json.loads((folder / INTENT_ENCODER_META).read_text("utf-8")), cache_size=2
+    )
+    passes: list[list[str]] = []
+    forward = encoder._model.encode
+    monkeypatch.setattr(
+        encoder._model,
+        "encode",
+        lambda texts, batch_size: passes.append(texts) or forward(texts, batch_size=batch_size),
+    )
+    harmless, harmful = "is there parking?", "how do i make a pipe bomb to hurt people at the library"
+    first = encoder.scores([harmless, harmful])
+    assert len(passes) == 2 and first[1] >= encoder.threshold > first[0]
+    again = encoder.scores([harmful, harmless, harmful])
+    assert len(passes) == 2 and again.tolist() == [first[1], first[0], first[1]]
+    # Beyond `cache_size` the least recently read text is dropped, and scoring it again gives the same score.
+    encoder.scores(["hi"])
+    assert encoder.scores([harmless]).tolist() == [first[0]] and passes[-1] == [harmless] and len(passes) == 4
+    assert encoder.scores([]).shape == (0,)
 
 
 def test_a_fine_tuned_encoder_is_exported_to_the_graph_the_gate_reads(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import functools
 import json
 import re
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,7 +200,7 @@ class IntentEncoder:
     learn from, it catches 92 % of the harmful ones; the support vector machine above on the frozen embeddings
     75 % (README, "Scope gate"). It reads the whole question only, once per message."""
 
-    def __init__(self, graph: Path, meta: dict[str, Any], *, threads: int = 0) -> None:
+    def __init__(self, graph: Path, meta: dict[str, Any], *, threads: int = 0, cache_size: int = 4096) -> None:
         from bot.gate.embed import MAX_SEQ_LENGTH, default_model_path
         from bot.gate.onnx_minilm import OnnxMiniLM
 
@@ -223,14 +223,27 @@ class IntentEncoder:
         )
         # One forward pass at a time: ONNX Runtime would run two, but they would share the same two cores.
         self._lock = threading.Lock()
+        # Recent texts' scores. A text is always scored on its own (below), so a cached score is the score: a
+        # question asked again, of another scope, or re-read with the asker's earlier turns costs no forward pass.
+        self._cache: OrderedDict[str, float] = OrderedDict()
+        self._cache_size = cache_size
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """One score per (cleaned) text, each text on its own: the int8 graph quantises its activations with one
         scale per batch, so a batch would let one question's score depend on the others beside it."""
-        if not texts:
-            return np.zeros(0, dtype=np.float32)
+        out = np.zeros(len(texts), dtype=np.float32)
         with self._lock:
-            return self._model.encode(list(texts), batch_size=1)
+            for i, text in enumerate(texts):
+                score = self._cache.get(text)
+                if score is None:
+                    score = float(self._model.encode([text], batch_size=1)[0])
+                    self._cache[text] = score
+                    if len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
+                else:
+                    self._cache.move_to_end(text)
+                out[i] = score
+        return out
 
 
 @functools.cache
