@@ -20,9 +20,11 @@ jokes whatever their subject. A scope that is about creative writing sets `creat
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from bot.knowledge import terms
@@ -459,9 +461,25 @@ _TRADES = r"(?:charges?|costs?|deliver|delivers|sells?|price|ships?|opens?|close
 #: "how much is a lift ticket at Vail", not "who at Parks and Rec do I tell" nor where the asker or theirs are, work,
 #: land or marry ("my road test at the Elmwood DMV", "we land at Logan", see `_ASKERS_OWN`).
 _AT_NAME = re.compile(rf"(?<!\bwho\s)\bat\s+(?:the\s+)?{_NAME}")
+#: What a business does for its customers, for "does / can / will X <verb>": "does Rite Aid give shingles shots",
+#: "can Foyles order in a book", "will Amtrak refund my ticket". Not any verb: an own programme, room or tier is
+#: named with capitals too ("will Lantern Night happen again", "does Neon Room fit 12 people", "would Garden Party
+#: Bundle include the lights").
+_SERVES = (
+    r"(?:give|gives|take|takes|accept|accepts|rent|rents|buy|buys|sell|sells|pay|pays|refund|refunds|price|match"
+    r"|matches|charge|charges|deliver|delivers|ship|ships|print|prints|fix|fixes|repair|repairs|cut|cuts"
+    r"|offer|offers|open|opens|close|closes|stock|stocks|carry|carries|honou?r|honou?rs|transfer|transfers|file"
+    r"|files|register|registers|store|stores|recycle|recycles|provide|provides|order|orders|book|books|do|does"
+    r"|sharpen|sharpens|send|sends|install|installs|replace|replaces|service|services|clean|cleans|collect|collects)"
+)
+_DOES_NAME = re.compile(
+    rf"\b(?i:does|did|can|could|will|would)\s+{_NAME}\s+(?:still\s+|also\s+|even\s+|ever\s+|actually\s+)?"
+    rf"{_SERVES}\b"
+)
 #: Ways a question asks about the organisation it names, not about the one it is asked of.
 _ASKS_ABOUT_NAME = (
     _AT_NAME,
+    _DOES_NAME,
     re.compile(rf"\b(?i:does|did|do)\s+{_NAME}\s+(?:[a-z]+\s+)?{_TRADES}\b"),
     re.compile(
         rf"\bis\s+{_NAME}\s+(?:a\s+good|any\s+good|good|better|worse|cheaper|worth|still\s+open|open|legit|reliable)\b"
@@ -494,7 +512,9 @@ _NOT_NAMES = frozenset(
     )
 )
 #: A name after one of these is a person's: "can I book with Dr Okafor again".
-_TITLES = frozenset({"dr", "mr", "mrs", "ms", "miss", "mx", "coach", "professor", "prof", "doctor", "nurse", "officer"})
+_TITLES = frozenset(
+    {"dr", "mr", "mrs", "ms", "miss", "mx", "coach", "professor", "prof", "doctor", "nurse", "officer", "dj"}
+)
 #: A person in the five words before "at": the place is where the asker or someone of theirs is, works, lands or
 #: marries ("I'm a teacher at Hebden Marsh Primary", "my dad lost his job at Boeing"), not what is asked about.
 _ASKERS_OWN = re.compile(
@@ -502,6 +522,31 @@ _ASKERS_OWN = re.compile(
     r"\b(?:\s+[\w'-]+){0,4}\s*$",
     re.I,
 )
+
+
+#: Family words that open a person's name: "Grandma Pearl", "Uncle Ray".
+_FAMILY = frozenset(
+    terms(
+        """
+        grandma grandpa granny gran grandad granddad grandmother grandfather nana nan papa pops mama mom mum mommy
+        mummy dad daddy aunt auntie aunty uncle cousin baby sister brother sis bro son daughter wife husband
+        """
+    )
+)
+
+
+@functools.cache
+def first_names() -> frozenset[str]:
+    """People's first names (bot/gate/data/first_names.txt: the US Census Bureau's frequently occurring ones)."""
+    path = Path(__file__).resolve().parent / "data" / "first_names.txt"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(w.strip() for w in lines if w.strip() and not w.startswith("#"))
+
+
+def _a_person(name: str) -> bool:
+    """Whether a capitalised name reads as a person's: a first name, a family word or a title first."""
+    words = terms(name)
+    return bool(words) and (words[0] in first_names() or words[0] in _FAMILY or words[0] in _TITLES)
 
 
 def _foreign(
@@ -543,6 +588,8 @@ def named_organisation(
     for pattern in _ASKS_ABOUT_NAME:
         for match in pattern.finditer(cased):
             if pattern is _AT_NAME and _ASKERS_OWN.search(cased[: match.start()]):
+                continue
+            if pattern is _DOES_NAME and _a_person(match.group("name")):
                 continue
             if "other" in pattern.groupindex:
                 # A comparison names two: with the scope's own on one side, it is asked of the scope.
