@@ -537,10 +537,11 @@ _FAMILY = frozenset(
 
 @functools.cache
 def first_names() -> frozenset[str]:
-    """People's first names (bot/gate/data/first_names.txt: the US Census Bureau's frequently occurring ones)."""
+    """People's first names (bot/gate/data/first_names.txt: the US Census Bureau's frequently occurring ones), folded
+    as `terms` folds a question's words ("Chris" is read as "chri")."""
     path = Path(__file__).resolve().parent / "data" / "first_names.txt"
     lines = path.read_text(encoding="utf-8").splitlines()
-    return frozenset(w.strip() for w in lines if w.strip() and not w.startswith("#"))
+    return frozenset(t for w in lines if w.strip() and not w.startswith("#") for t in terms(w))
 
 
 def _a_person(name: str) -> bool:
