@@ -913,10 +913,10 @@ def test_the_shipped_benign_neighbours_are_the_training_scripts(embedder: Embedd
 def test_the_shipped_intent_screen_was_fitted_on_the_training_texts() -> None:
     # Refitting takes over a minute (the test below does it when asked): the weights record a digest of the texts
     # they learned from, so a changed training file without a refit fails here.
-    models = load_models()
+    models, rows = load_models(), intent_rows()
     assert models.intent is not None
-    assert models.meta["intent_data_digest"] == data_digest(intent_rows())
-    assert models.meta["intent_counts"] == len(intent_rows())
+    assert models.meta["intent_data_digest"] == data_digest(rows)
+    assert models.meta["intent_counts"] == len(rows)
     assert models.meta["intent_cv_benign_blocked"] <= 0.011
 
 

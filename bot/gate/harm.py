@@ -13,7 +13,7 @@ import functools
 import json
 import re
 import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,25 +225,17 @@ class IntentEncoder:
         self._lock = threading.Lock()
         # Recent texts' scores. A text is always scored on its own (below), so a cached score is the score: a
         # question asked again, of another scope, or re-read with the asker's earlier turns costs no forward pass.
-        self._cache: OrderedDict[str, float] = OrderedDict()
-        self._cache_size = cache_size
+        self._score = functools.lru_cache(maxsize=cache_size)(self._forward)
+
+    def _forward(self, text: str) -> float:
+        """One text's score from the graph (callers hold `_lock`)."""
+        return float(self._model.encode([text], batch_size=1)[0])
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """One score per (cleaned) text, each text on its own: the int8 graph quantises its activations with one
         scale per batch, so a batch would let one question's score depend on the others beside it."""
-        out = np.zeros(len(texts), dtype=np.float32)
         with self._lock:
-            for i, text in enumerate(texts):
-                score = self._cache.get(text)
-                if score is None:
-                    score = float(self._model.encode([text], batch_size=1)[0])
-                    self._cache[text] = score
-                    if len(self._cache) > self._cache_size:
-                        self._cache.popitem(last=False)
-                else:
-                    self._cache.move_to_end(text)
-                out[i] = score
-        return out
+            return np.array([self._score(text) for text in texts], dtype=np.float32)
 
 
 @functools.cache

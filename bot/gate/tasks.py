@@ -545,9 +545,10 @@ def first_names() -> frozenset[str]:
 
 
 def _a_person(name: str) -> bool:
-    """Whether a capitalised name reads as a person's: a first name, a family word or a title first."""
+    """Whether a capitalised name reads as a person's: a first name or a family word first (a title first is never
+    judged, see `_foreign`)."""
     words = terms(name)
-    return bool(words) and (words[0] in first_names() or words[0] in _FAMILY or words[0] in _TITLES)
+    return bool(words) and (words[0] in first_names() or words[0] in _FAMILY)
 
 
 def _foreign(
