@@ -169,6 +169,10 @@ class SlackAdapter:
             signing_secret=self.settings.signing_secret or "",
             request_verification_enabled=http,
             process_before_response=False,
+            # Without a logger of its own, bolt copies the root's level into its loggers when the app is built, so
+            # a level set later never reached them; with this one (level unset) they follow "slack_bolt" and the
+            # root at each line, as `setup_logging` sets them.
+            logger=logging.getLogger("slack_bolt.scopebot"),
         )
         for event_type in edge.EVENT_TYPES:
             app.event(event_type)(self._on_event)

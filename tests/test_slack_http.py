@@ -109,3 +109,22 @@ async def test_malformed_payloads_are_rejected_once_and_cleanly(
     assert [e.ref.message_id for e in events if isinstance(e, InboundMessage)] == ["3.2"]
     rejected = [rec for rec in caplog.records if "malformed" in rec.getMessage()]
     assert len(rejected) == 1 and "`channel`" in rejected[0].getMessage()
+
+
+async def test_slack_bolt_logs_follow_a_level_the_operator_sets_after_start(caplog: pytest.LogCaptureFixture) -> None:
+    # slack-bolt copies the root logger's level into its own loggers when an app is built, unless it is given a
+    # logger to follow: an operator who turns on INFO later (or a handler added later) must still see bolt's
+    # lines, such as a rejected signature.
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(logging.WARNING)
+    try:
+        async with FakeSlack() as slack, serve_http(slack) as s:
+            with caplog.at_level(logging.INFO):
+                body = json.dumps(event_body(mention("tuition?", ts="1.1")))
+                r = await signed_post(s.http, s.url, body, secret="not-the-secret")
+                assert r.status == 401
+    finally:
+        root.setLevel(before)
+    rejected = [rec for rec in caplog.records if "Invalid request signature" in rec.getMessage()]
+    assert rejected, [rec.getMessage() for rec in caplog.records]
