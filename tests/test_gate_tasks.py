@@ -93,6 +93,10 @@ def test_questions_about_stories_and_songs_are_not_creative_requests(text: str) 
         "is there somewhere to leave the car nearby",
         "can I just walk in or do I need to book something",
         "can we bring our own lunch in",
+        # moving or changing one's own booking
+        "need to move our booking from saturday to sunday, is there a fee",
+        "can we change the booking to 4 people and pay less?",
+        "my appointment is at 9, can i switch it to 11? what happens if i miss it",
     ],
 )
 def test_plain_service_questions(text: str) -> None:
@@ -111,6 +115,8 @@ def test_plain_service_questions(text: str) -> None:
         "is there " + "parking " * 20,  # too long to be a plain service question
         "do u have any senior dogs right now",  # who comes, not when or where: about the animals
         "do you have 2 dogs",  # a bare number is not a time
+        "Can I bring my dog to work?",  # the asker's own workplace
+        "how do I change my name after getting married",  # a name is not a visit, a time or a price
     ],
 )
 def test_not_plain_service_questions(text: str) -> None:

@@ -207,8 +207,9 @@ SERVICE_ANCHORS = frozenset(t for w in _SERVICE_RAW.split() for t in terms(w)) -
 )
 SERVICE_WORDS = SERVICE_ANCHORS | frozenset(t for w in _SERVICE_COMPANY.split() for t in terms(w))
 _WHEN_WORDS = frozenset(t for w in _WHEN_RAW.split() for t in terms(w))
-#: More words of service questions ("is there somewhere to leave the car", "can we bring our own lunch
-#: in"), for `service_question` only: the topic classifier's service feature was fitted on SERVICE_WORDS.
+#: More words of service questions ("is there somewhere to leave the car", "can we bring our own lunch in", "can we
+#: move our booking to sunday", "what happens if we arrive late"), for `service_question` only: the topic
+#: classifier's service feature was fitted on SERVICE_WORDS.
 _ASKED_ANCHORS = frozenset(terms("arrive arriving arrival leave car cars bag bags luggage stroller"))
 _ASKED_WORDS = (
     SERVICE_WORDS
@@ -216,7 +217,7 @@ _ASKED_WORDS = (
     | frozenset(
         terms(
             "book mom mum dad parent parents grandma grandpa grandmother grandfather husband wife partner neighbor "
-            "neighbour him her them own till while"
+            "neighbour him her them own till while move change switch swap happen happens miss missed"
         )
     )
 )
