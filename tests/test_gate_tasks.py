@@ -16,6 +16,7 @@ from bot.gate.tasks import (
     named_place,
     organisation_names,
     other_place,
+    own_booking,
     service_question,
     what_is_asked,
 )
@@ -516,3 +517,42 @@ def test_a_message_that_stops_mid_sentence_is_cut_off(text: str, last: str) -> N
 )
 def test_a_finished_message_is_not(text: str) -> None:
     assert cut_off(normalize(text).clean) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my appointment is at 4 but the kids have a cold, can i move it to next week?",
+        "we have a reservation for 8 tonight and the babysitter cancelled, could we push it back to 9?",
+        "running 10 min late for our 6pm session, will we lose the slot?",
+        "I'd like to cancel my membership, we're moving abroad in January",
+        "can I get a copy of the receipt for my last order? it's for my expenses claim",
+        "please change the name on my booking to Jordan Smith, I spelled it wrong",
+        "i booked two tickets for saturday but my friend can't come, can I get one refunded?",
+        "my son is signed up for the summer course but has a broken arm, can we transfer it to his sister?",
+    ],
+)
+def test_questions_about_the_askers_own_booking(text: str) -> None:
+    assert own_booking(normalize(text).clean, frozenset())
+
+
+@pytest.mark.parametrize(
+    ("text", "vocabulary"),
+    [
+        ("how do I move my GP appointment to friday", frozenset()),  # another business's appointment
+        ("my landlord won't give back my deposit, can he keep it?", frozenset()),  # the rest of one's life
+        ("the airline cancelled and wants to rebook my ticket, can I refuse?", frozenset()),
+        ("we bought a sofa last week, can we return it?", frozenset()),  # a thing of its own, not a booking
+        ("my appointment is on friday", frozenset()),  # nothing asked to be done with it
+        ("how do I cancel a streaming subscription", frozenset()),  # nobody's own booking here
+    ],
+)
+def test_not_questions_about_the_askers_own_booking(text: str, vocabulary: frozenset[str]) -> None:
+    assert not own_booking(normalize(text).clean, vocabulary)
+
+
+def test_a_booking_named_by_the_scopes_own_word_is_the_askers_own() -> None:
+    # "my dentist appointment" is another business's at a bakery, and the asker's own at the dentist's.
+    text = normalize("can I move my dentist appointment to monday").clean
+    assert not own_booking(text, frozenset({"bread", "cake"}))
+    assert own_booking(text, frozenset({"dentist", "clean", "filling"}))

@@ -38,7 +38,7 @@ from bot.gate.language import LANGUAGE_RULE, other_language
 from bot.gate.normalize import Normalized, clean_text, normalize
 from bot.gate.rules import match_joined, match_rules
 from bot.gate.smalltalk import SMALL_TALK_RULE, small_talk
-from bot.gate.tasks import asks_for_general_advice, organisation_names, what_is_asked
+from bot.gate.tasks import OWN_BOOKING_RULE, asks_for_general_advice, organisation_names, own_booking, what_is_asked
 from bot.gate.topic import FEATURES, ScopeIndex, asks_about_safety, build_indexes
 from bot.gate.wordlists import WordLists
 from bot.knowledge import Chunk, KnowledgeIndex, terms
@@ -496,6 +496,14 @@ class ScopeGate:
                 "answer", scope.name,
                 f"in scope ({p:.2f} ≥ {threshold:.2f}{kind}); closest: {example!r} ({similarity:.2f})",
                 p, rule="topic", nearest=example,
+            )  # fmt: skip
+        if own_booking(norm.clean, index.vocabulary):
+            # Something the asker has with the organisation, to move, cancel or copy: the classifier reads the reasons
+            # people give ("stuck at work", "my bus is late") and not the booking. The harm screens ran above.
+            return GateResult(
+                "answer", scope.name,
+                f"about the asker's own booking, order or account with this scope (the classifier's {p:.2f} < "
+                f"{threshold:.2f}); closest: {example!r} ({similarity:.2f})", p, rule=OWN_BOOKING_RULE, nearest=example,
             )  # fmt: skip
         language = other_language(norm.clean)
         if language is not None:

@@ -654,6 +654,8 @@ def _names_own(word: str, uses: Callable[[str], bool], vocabulary: frozenset[str
 
 #: `Asked.rule` of a message that stops mid-sentence.
 CUT_OFF_RULE = "topic:cut-off"
+#: The rule of a question about something the asker has with the organisation (`own_booking`).
+OWN_BOOKING_RULE = "topic:own-booking"
 #: A message whose last word needs another after it ("can i bring my", "ahmed is a", "what time does the") was sent
 #: before it was finished, often by an Enter pressed too soon. Words that can end a question are not here ("who
 #: do i talk to", "what is it for", "can i bring her").
@@ -731,3 +733,106 @@ def what_is_asked(
             "answer", "topic:service", "a service question (hours, visits, contact, prices) asked of this scope"
         )
     return None
+
+
+#: What a customer has with an organisation: "my appointment", "our booking", "my membership", "the order I placed".
+_HELD = (
+    r"(?:appointments?|appts?|bookings?|reservations?|res|sessions?|lessons?|class(?:es)?|tours?|visits?|slots?|"
+    r"orders?|tickets?|memberships?|subscriptions?|accounts?|invoices?|receipts?|deposit|package|pass|table|pickup|"
+    r"delivery|collection|spot|place)"
+)
+#: Words that may stand between "my" and what is held without naming another business: "my 2:30 appointment", "our
+#: next session", "my annual membership".
+_HELD_PLAIN = frozenset(
+    terms(
+        """
+        next last first current annual monthly weekly yearly family upcoming existing original online new old usual
+        regular standing day week weekend morning afternoon evening saturday sunday monday tuesday wednesday thursday
+        friday today tomorrow tmrw tonight group joint single second third early late
+        """
+    )
+)
+_OWN_HELD = re.compile(
+    rf"\b(?:my|our)\s+(?:(?P<mod>[\w:'-]+)\s+)?{_HELD}\b|"
+    rf"\b(?:i|we)\s+(?:have|had|got)\s+(?:an?|the)\s+(?:(?P<mod2>[\w:'-]+)\s+)?{_HELD}\b|"
+    rf"\b(?:the|this)\s+(?:(?P<mod3>[\w:'-]+)\s+)?{_HELD}\s+(?:i|we)\s+(?:have|had|made|placed|booked|paid|bought)\b|"
+    rf"\bthe\s+(?:(?P<mod4>[\w:'-]+)\s+)?(?:membership|booking|reservation|appointment|appt|account|subscription)\b|"
+    r"\bcopy\s+of\s+(?:the|my|our|a)\s+(?:[\w'-]+\s+)?(?:invoice|receipt|statement|bill|contract|report)\b|"
+    r"\b(?:i|we|(?:is|was|are|were)\s+)\s*(?:booked|reserved|ordered|bought|paid\s+for|signed\s+up\s+for|registered\s+for)"
+    r"\s+(?:(?:a|an|the|some|my|our|two|three|four|\d+)\s+)?(?P<obj>[\w'-]+)(?:\s+(?P<obj2>[\w'-]+))?"
+)
+#: What is held, as `terms` folds it: the thing booked or bought must be one ("i bought timed tickets"), or a word of
+#: the scope's ("i booked a station tour"), not a thing of its own ("we bought a used car", "a hardback").
+_HELD_NOUNS = frozenset(
+    terms(
+        """
+        appointment appt booking reservation res session lesson class tour visit slot order ticket membership
+        subscription account invoice receipt deposit package pass table pickup delivery collection spot place trip
+        course
+        """
+    )
+)
+#: What they want done with it: moved, cancelled, paused, transferred, changed, a copy of the paperwork, or to know
+#: what happens when they are late.
+_HELD_CHANGE = re.compile(
+    r"\b(?:move|moving|moved|reschedul\w*|rebook\w*|change|changing|changed|switch|swap|cancel\w*|pause|freeze|"
+    r"postpone|push\s+(?:it|back)|transfer\w*|late|miss|missed|still\s+come|refund\w*|money\s+back|credit|copy|resend|"
+    r"re-send|update|upgrade|downgrade|extend|add|remove|name|come\s+with|bring|instead\s+of\s+me|in\s+my\s+place|"
+    r"on\s+my\s+behalf|lose\s+my|hold)\b"
+)
+#: The businesses of the rest of a person's life: "my GP appointment", "my landlord kept my deposit", "my train
+#: ticket". A question naming one is not about the scope, unless the scope's own words include it.
+_ELSEWHERE = frozenset(
+    terms(
+        """
+        landlord landlady tenant employer boss bank airline airlines insurer insurance lender mortgage loan
+        university uni doctor gp dentist dental hospital surgery embassy consulate visa court jury council dmv irs
+        government passport carrier provider broadband utility electric electricity courier streaming gym salon
+        plumber contractor builder lease airbnb concert festival interview
+        """
+    )
+)
+
+
+#: More ways of asking the organisation for something: "how do i", "will i", "i'd like", "please".
+_ASKED_OF = re.compile(
+    r"\b(?:how\s+(?:do|can|would)\s+(?:i|we)|will\s+(?:i|we)|would\s+(?:i|we)|is\s+it\s+possible|i'?d\s+like|"
+    r"we'?d\s+like|please|pls|plz|could\s+(?:i|we)|is\s+that\s+(?:ok|okay|alright|possible))\b"
+)
+
+
+def own_booking(clean: str, vocabulary: frozenset[str]) -> bool:
+    """Whether `clean` asks the organisation to change or explain something the asker has with it ("i have an
+    appointment thursday at 9 but my kid is sick can i reschedule", "I need a copy of my invoice from March for my
+    accountant", "we got married and I'd like the membership changed to my new last name").
+
+    It must say what the asker holds ("my appointment", "i booked") with no word before it that names another kind
+    of business ("my GP appointment", "my train ticket") and what they want done with it (moved, cancelled, paused,
+    a copy, a new name, someone coming instead), be asked of someone, and name none of the businesses of the rest
+    of a person's life (`_ELSEWHERE`: landlord, employer, airline, bank, …) that the scope's own words do not
+    include. Asked in a scope's channel, it is about that scope: the classifier, which measures what a question is
+    about, reads the reasons people give ("stuck at work", "my bus is late") and refuses them.
+    """
+    lowered = clean.lower()
+    if _HELD_CHANGE.search(lowered) is None or not any(_held(m, vocabulary) for m in _OWN_HELD.finditer(lowered)):
+        return False
+    if not _ADDRESSED.search(lowered) and not _ASKED_OF.search(lowered):
+        return False
+    words = set(terms(lowered))
+    return not any(w in _ELSEWHERE and w not in vocabulary for w in words)
+
+
+def _held(match: re.Match[str], vocabulary: frozenset[str]) -> bool:
+    """Whether a match of `_OWN_HELD` is something held with this scope: "i booked a station tour", not "a book I
+    ordered and let my husband …" (no object), "we bought a used car" or "my GP appointment"."""
+    if match.group("obj") is not None:
+        first, second = terms(match.group("obj")), terms(match.group("obj2") or "")
+        if not first or not (
+            first[0] in _HELD_NOUNS or first[0] in vocabulary or (second and second[0] in _HELD_NOUNS)
+        ):
+            return False
+    mod = match.group("mod") or match.group("mod2") or match.group("mod3") or match.group("mod4")
+    folded = terms(mod) if mod is not None else []
+    return not folded or bool(
+        folded[0] in _HELD_PLAIN or folded[0] in vocabulary or _CLOCK.match(folded[0]) or folded[0].isdigit()
+    )
