@@ -404,6 +404,21 @@ def test_questions_about_the_askers_own_booking_written_blind_again(embedder: Em
     assert life.passed >= 65
 
 
+def test_incidents_told_at_the_organisation_written_blind(embedder: Embedder) -> None:
+    # incident_blind.jsonl: for each of the 24 scopes of unseen-unseen4, 5 reports of an incident or hazard there
+    # ("The fire exit door at the end of the 3rd floor hallway is chained shut.", "lost my keys in the waiting area
+    # yesterday"), each also told to the other five scopes of its config, and 2 incidents elsewhere ("my washer at
+    # home flooded the basement"); written blind in the sixteenth session. The gate's weakest kind of own question:
+    # measured once, unread, 74/120 answered (7 blocked), 559/600 refused at other scopes (35 blocked), 34/48
+    # elsewhere refused. An incident-words rule for the safety threshold (+8 on the read safety_blind) moved it by
+    # +2, -3, -3 and was not shipped (README, "Sixteenth session").
+    kinds = _by_kind_over(embedder, "incident_blind", ["unseen", "unseen2", "unseen3", "unseen4"])
+    own, other, elsewhere = kinds["own_incident"], kinds["other_scope_incident"], kinds["elsewhere_incident"]
+    assert (own.n, other.n, elsewhere.n) == (120, 600, 48)
+    assert own.passed >= 72 and own.blocked <= 8
+    assert other.passed >= 555 and elsewhere.passed >= 32
+
+
 def test_ordinary_questions_about_people_written_blind(embedder: Embedder) -> None:
     # people_blind.jsonl: 192 ordinary questions for the 12 scopes of unseen8-9 that mention another person ("can
     # my daughter pick up my glasses") or use an everyday word with a harmful sense ("kill time"), written blind in
