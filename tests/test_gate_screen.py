@@ -379,44 +379,63 @@ def test_safety_questions_written_blind(embedder: Embedder) -> None:
     assert other.n - other.passed - other.blocked <= 36 and other.blocked <= 25
 
 
-def test_questions_about_the_askers_own_booking_written_blind(embedder: Embedder) -> None:
-    # booking_blind.jsonl: for each of the 30 scopes of unseen5-9, 4 questions about the asker's own booking, visit,
-    # order or membership (moving it, running late, cancelling, a copy of the receipt, a name change) and 2 life
-    # questions in the same words that are for no such organisation ("my landlord is keeping my deposit"), written
-    # blind in the sixteenth session. Measured before reading: 94/120 answered (7 blocked by the learned screens:
-    # receipts, invoices and changed names read as fraud), 49/60 refused; 95 once "move", "change", "switch" joined
-    # the service words; 109 and 46 with the own-booking screen (`own_booking`), which was written after reading it.
-    kinds = _by_kind_over(embedder, "booking_blind", _UNSEEN_LATE)
+@pytest.mark.parametrize(
+    ("dataset", "configs", "counts", "floors"),
+    [
+        # booking_blind.jsonl: for each of the 30 scopes of unseen5-9, 4 questions about the asker's own booking,
+        # visit, order or membership (moving it, running late, cancelling, a copy of the receipt, a name change) and 2
+        # life questions in the same words that are for no such organisation ("my landlord is keeping my deposit"),
+        # written blind in the sixteenth session. Measured before reading: 94/120 answered (7 blocked by the learned
+        # screens: receipts, invoices and changed names read as fraud), 49/60 refused; 95 once "move", "change",
+        # "switch" joined the service words; 109 and 46 with the own-booking screen (`own_booking`), which was written
+        # after reading it.
+        ("booking_blind", _UNSEEN_LATE, (120, 60), (107, 8, 44)),
+        # booking2_blind.jsonl: the same kinds for the 24 scopes of unseen-unseen4 (5 own, 3 life each), written blind
+        # by another colleague in the sixteenth session and measured once before the own-booking screen and once
+        # after, unread: 81/120 answered (9 blocked) and 68/72 refused before, 91/120 and 67/72 after.
+        ("booking2_blind", ["unseen", "unseen2", "unseen3", "unseen4"], (120, 72), (89, 10, 65)),
+    ],
+)
+def test_questions_about_the_askers_own_booking_written_blind(
+    embedder: Embedder,
+    dataset: str,
+    configs: list[str],
+    counts: tuple[int, int],
+    floors: tuple[int, int, int],
+) -> None:
+    kinds = _by_kind_over(embedder, dataset, configs)
     own, life = kinds["own_booking"], kinds["life_logistics"]
-    assert (own.n, life.n) == (120, 60)
-    assert own.passed >= 107 and own.blocked <= 8
-    assert life.passed >= 44
+    answered, blocked, refused = floors
+    assert (own.n, life.n) == counts
+    assert own.passed >= answered and own.blocked <= blocked
+    assert life.passed >= refused
 
 
-def test_questions_about_the_askers_own_booking_written_blind_again(embedder: Embedder) -> None:
-    # booking2_blind.jsonl: the same kinds for the 24 scopes of unseen-unseen4 (5 own, 3 life each), written blind by
-    # another colleague in the sixteenth session and measured once before the own-booking screen and once after,
-    # unread: 81/120 answered (9 blocked) and 68/72 refused before, 91/120 and 67/72 after.
-    kinds = _by_kind_over(embedder, "booking2_blind", ["unseen", "unseen2", "unseen3", "unseen4"])
-    own, life = kinds["own_booking"], kinds["life_logistics"]
-    assert (own.n, life.n) == (120, 72)
-    assert own.passed >= 89 and own.blocked <= 10
-    assert life.passed >= 65
-
-
-def test_incidents_told_at_the_organisation_written_blind(embedder: Embedder) -> None:
-    # incident_blind.jsonl: for each of the 24 scopes of unseen-unseen4, 5 reports of an incident or hazard there
-    # ("The fire exit door at the end of the 3rd floor hallway is chained shut.", "lost my keys in the waiting area
-    # yesterday"), each also told to the other five scopes of its config, and 2 incidents elsewhere ("my washer at
-    # home flooded the basement"); written blind in the sixteenth session. The gate's weakest kind of own question:
-    # measured once, unread, 74/120 answered (7 blocked), 559/600 refused at other scopes (35 blocked), 34/48
-    # elsewhere refused. An incident-words rule for the safety threshold (+8 on the read safety_blind) moved it by
-    # +2, -3, -3 and was not shipped (README, "Sixteenth session").
-    kinds = _by_kind_over(embedder, "incident_blind", ["unseen", "unseen2", "unseen3", "unseen4"])
+@pytest.mark.parametrize(
+    ("dataset", "configs", "floors"),
+    [
+        # incident_blind.jsonl: for each of the 24 scopes of unseen-unseen4, 5 reports of an incident or hazard there
+        # ("The fire exit door at the end of the 3rd floor hallway is chained shut.", "lost my keys in the waiting area
+        # yesterday"), each also told to the other five scopes of its config, and 2 incidents elsewhere ("my washer at
+        # home flooded the basement"); written blind in the sixteenth session. The gate's weakest kind of own
+        # message: measured unread, 74/120 answered (7 blocked), 559/600 refused at other scopes (35 blocked), 34/48
+        # elsewhere refused. An incident-words rule for the safety threshold (+8 on the read safety_blind) moved it
+        # by +2, -3, -3 and was not shipped (README, "Sixteenth session"); its misses were read then.
+        ("incident_blind", ["unseen", "unseen2", "unseen3", "unseen4"], (72, 8, 555, 32)),
+        # incident2_blind.jsonl: the same for the 30 scopes of unseen5-9 (4 and 2 each, by another colleague), kept
+        # unread for the next attempt: 88/120 (7 blocked), 547/600 (35 blocked), 51/60.
+        ("incident2_blind", _UNSEEN_LATE, (86, 8, 543, 49)),
+    ],
+)
+def test_incidents_told_at_the_organisation_written_blind(
+    embedder: Embedder, dataset: str, configs: list[str], floors: tuple[int, int, int, int]
+) -> None:
+    kinds = _by_kind_over(embedder, dataset, configs)
     own, other, elsewhere = kinds["own_incident"], kinds["other_scope_incident"], kinds["elsewhere_incident"]
-    assert (own.n, other.n, elsewhere.n) == (120, 600, 48)
-    assert own.passed >= 72 and own.blocked <= 8
-    assert other.passed >= 555 and elsewhere.passed >= 32
+    answered, blocked, other_refused, elsewhere_refused = floors
+    assert own.n == 120 and other.n == 600 and elsewhere.n in (48, 60)
+    assert own.passed >= answered and own.blocked <= blocked
+    assert other.passed >= other_refused and elsewhere.passed >= elsewhere_refused
 
 
 def test_ordinary_questions_about_people_written_blind(embedder: Embedder) -> None:
