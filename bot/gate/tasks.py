@@ -794,10 +794,11 @@ _ELSEWHERE = frozenset(
 )
 
 
-#: More ways of asking the organisation for something: "how do i", "will i", "i'd like", "please".
+#: Ways of asking the organisation for something that `_ADDRESSED` (which has "can i", "do i", "could we") lacks:
+#: "will i", "would we", "is it possible", "i'd like", "please".
 _ASKED_OF = re.compile(
-    r"\b(?:how\s+(?:do|can|would)\s+(?:i|we)|will\s+(?:i|we)|would\s+(?:i|we)|is\s+it\s+possible|i'?d\s+like|"
-    r"we'?d\s+like|please|pls|plz|could\s+(?:i|we)|is\s+that\s+(?:ok|okay|alright|possible))\b"
+    r"\b(?:will\s+(?:i|we)|would\s+(?:i|we)|is\s+it\s+possible|i'?d\s+like|we'?d\s+like|please|pls|plz|"
+    r"is\s+that\s+(?:ok|okay|alright|possible))\b"
 )
 
 
